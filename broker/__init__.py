@@ -1,0 +1,1 @@
+"""stagegate broker: an npm-compatible registry with staged publishing and OIDC trust."""

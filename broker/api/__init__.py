@@ -1,0 +1,1 @@
+"""The HTTP layer: one module per route family; handlers call domain rules and store queries."""

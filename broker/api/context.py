@@ -1,0 +1,27 @@
+"""What every handler is given: settings, the database, the blob store and the secret box."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from ..security.secrets import SecretBox
+from ..settings import Settings
+from ..store.blobs import BlobStore
+from ..store.db import Database
+
+
+@dataclass
+class Broker:
+    settings: Settings
+    db: Database
+    blobs: BlobStore
+    box: SecretBox
+    public_url: str  # always ends with "/"
+
+    @property
+    def public_host(self) -> str:
+        return urlsplit(self.public_url).hostname or "localhost"
+
+    def tarball_url(self, tarball_path: str) -> str:
+        return self.public_url + tarball_path

@@ -1,0 +1,62 @@
+"""`npm dist-tag ls|add|rm`."""
+
+from __future__ import annotations
+
+import json
+
+from ..domain.credentials import Action
+from ..domain.versions import is_valid_tag
+from ..errors import bad_request, not_found
+from ..store import audit, registry
+from .context import Broker
+from .http import Req, json_response
+from .packages import package_name, readable_package, writable_package
+
+
+def list_tags(b: Broker, req: Req):
+    name = package_name(req)
+    readable_package(b, req, name)
+    with b.db.read() as conn:
+        return json_response(registry.tags(conn, name.name))
+
+
+def _tag(req: Req) -> str:
+    tag = req.params["tag"]
+    if not is_valid_tag(tag):
+        raise bad_request(f"invalid dist-tag {tag!r}: a tag is a short name that is not a version or range")
+    return tag
+
+
+def set_tag(b: Broker, req: Req):
+    name = package_name(req)
+    tag = _tag(req)
+    try:
+        version = json.loads(req.body)
+    except (ValueError, UnicodeDecodeError):
+        version = None
+    if not isinstance(version, str):
+        raise bad_request('the body must be the version as a JSON string, like "1.2.3"')
+    cred, user, _ = writable_package(b, req, name, Action.PACKAGE_WRITE)
+    with b.db.write() as conn:
+        row = registry.version_row(conn, name.name, version)
+        if row is None or row.state != "published":
+            raise not_found(f"version {version} of {name} is not published")
+        registry.set_tag(conn, name.name, tag, version)
+        registry.touch(conn, name.name)
+        audit.record(conn, "dist-tag.set", actor=user.name, package=name.name, tag=tag, version=version,
+                     auth=cred.kind.value)
+    return json_response({"ok": True})
+
+
+def remove_tag(b: Broker, req: Req):
+    name = package_name(req)
+    tag = _tag(req)
+    if tag == "latest":
+        raise bad_request("the latest tag cannot be removed: point it at another version instead")
+    cred, user, _ = writable_package(b, req, name, Action.PACKAGE_WRITE)
+    with b.db.write() as conn:
+        if not registry.remove_tag(conn, name.name, tag):
+            raise not_found(f"{name} has no dist-tag {tag}")
+        registry.touch(conn, name.name)
+        audit.record(conn, "dist-tag.removed", actor=user.name, package=name.name, tag=tag, auth=cred.kind.value)
+    return json_response({"ok": True})

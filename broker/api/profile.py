@@ -1,0 +1,99 @@
+"""`npm profile`: the account's profile and its two-factor authentication."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..domain.packument import iso
+from ..domain.credentials import Action, TfaMode, TokenKind, second_factor
+from ..errors import bad_request, forbidden, unauthorized
+from ..security import totp
+from ..security.passwords import verify_password
+from ..store import accounts, audit
+from ..store.accounts import User
+from .auth import check_otp, enforce, recovery_digest, require_account
+from .context import Broker
+from .http import Req, json_response
+
+ISSUER = "stagegate"
+
+
+def _profile(user: User) -> dict[str, Any]:
+    tfa: Any = {"pending": user.tfa_pending, "mode": user.tfa_mode.value} if user.tfa_mode else False
+    return {"name": user.name, "email": user.email, "email_verified": True, "tfa": tfa, "fullname": "",
+            "created": iso(user.created_at), "updated": iso(user.updated_at)}
+
+
+def get_profile(b: Broker, req: Req):
+    _, user = require_account(b, req)
+    return json_response(_profile(user))
+
+
+def _session_only(cred) -> None:
+    if cred.kind is not TokenKind.SESSION:
+        raise forbidden("access tokens cannot change the profile or two-factor settings: "
+                        "log in with `npm login` and try again")
+
+
+def set_profile(b: Broker, req: Req):
+    cred, user = require_account(b, req)
+    _session_only(cred)
+    body = req.json_object()
+    if set(body) != {"tfa"}:
+        raise bad_request("only two-factor authentication settings can be changed on this registry")
+    tfa = body["tfa"]
+    if isinstance(tfa, list):
+        return _confirm_tfa(b, user, tfa)
+    if not isinstance(tfa, dict) or not isinstance(tfa.get("password"), str) or not isinstance(tfa.get("mode"), str):
+        raise bad_request('tfa must be {"mode": "auth-only"|"auth-and-writes"|"disable", "password": "…"} '
+                          'or ["<otp>"]')
+    if not verify_password(tfa["password"], user.password_hash):
+        raise unauthorized("incorrect password", "Basic")
+    if tfa["mode"] == "disable":
+        return _disable_tfa(b, user, req)
+    try:
+        mode = TfaMode(tfa["mode"])
+    except ValueError:
+        raise bad_request('tfa.mode must be "auth-only", "auth-and-writes" or "disable"') from None
+    if user.tfa_mode and not user.tfa_pending:
+        return _change_mode(b, user, mode, req)
+    return _start_tfa(b, user, mode)
+
+
+def _start_tfa(b: Broker, user: User, mode: TfaMode):
+    secret = totp.new_secret()
+    with b.db.write() as conn:
+        accounts.set_tfa(conn, user.id, mode, pending=True, sealed_secret=b.box.seal(secret))
+    return json_response({"tfa": totp.otpauth_url(secret, user.name, ISSUER)})
+
+
+def _confirm_tfa(b: Broker, user: User, codes: list) -> Any:
+    if not (user.tfa_mode and user.tfa_pending and user.tfa_secret):
+        raise bad_request("two-factor authentication is not being set up: run `npm profile enable-2fa` first")
+    if len(codes) != 1 or not isinstance(codes[0], str):
+        raise bad_request('confirm two-factor authentication with {"tfa": ["<otp>"]}')
+    check_otp(b, user, codes[0], secret=b.box.open(user.tfa_secret))
+    recovery = totp.new_recovery_codes()
+    with b.db.write() as conn:
+        accounts.set_tfa(conn, user.id, user.tfa_mode, pending=False, sealed_secret=user.tfa_secret)
+        accounts.replace_recovery_codes(conn, user.id, [recovery_digest(c) for c in recovery])
+        audit.record(conn, "tfa.enabled", actor=user.name, mode=user.tfa_mode.value)
+    return json_response({"tfa": recovery})
+
+
+def _change_mode(b: Broker, user: User, mode: TfaMode, req: Req):
+    enforce(b, user, second_factor(None, user.tfa_mode, Action.ACCOUNT), req.otp)
+    with b.db.write() as conn:
+        accounts.set_tfa(conn, user.id, mode, pending=False, sealed_secret=user.tfa_secret)
+        audit.record(conn, "tfa.mode-changed", actor=user.name, mode=mode.value)
+    return json_response({"tfa": {"mode": mode.value, "pending": False}})
+
+
+def _disable_tfa(b: Broker, user: User, req: Req):
+    if user.tfa_mode and not user.tfa_pending:
+        enforce(b, user, second_factor(None, user.tfa_mode, Action.ACCOUNT), req.otp)
+    with b.db.write() as conn:
+        accounts.set_tfa(conn, user.id, None, pending=False, sealed_secret=None)
+        accounts.replace_recovery_codes(conn, user.id, [])
+        audit.record(conn, "tfa.disabled", actor=user.name)
+    return json_response({"tfa": False})

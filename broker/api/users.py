@@ -1,0 +1,116 @@
+"""Accounts over the couch-style user routes: ping, adduser/login, whoami, logout."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ..domain.credentials import OtpRequired, TokenKind
+from ..errors import RegistryError, bad_request, conflict, forbidden, not_found, unauthorized
+from ..security.passwords import hash_password, verify_password
+from ..security.tokens import new_token, token_digest, token_display_prefix
+from ..store import accounts, audit
+from ..store.accounts import User
+from .auth import enforce, require_account, require_login
+from .context import Broker
+from .http import Req, json_response
+
+_USERNAME = re.compile(r"^[a-z0-9][a-z0-9._~-]{0,213}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MIN_PASSWORD = 8
+
+
+class CouchUser(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str
+    password: str
+    email: str | None = None
+
+
+def check_new_account(name: str, email: str, password: str) -> None:
+    if not _USERNAME.match(name):
+        raise bad_request("a username is lowercase letters, digits and . _ ~ -, starting with a letter or digit")
+    if len(email) > 320 or not _EMAIL.match(email):
+        raise bad_request(f"{email!r} is not an email address")
+    if len(password) < MIN_PASSWORD:
+        raise bad_request(f"a password needs at least {MIN_PASSWORD} characters")
+
+
+def ping(b: Broker, req: Req):
+    return json_response({})
+
+
+def whoami(b: Broker, req: Req):
+    _, user = require_account(b, req)
+    return json_response({"username": user.name})
+
+
+def session_token(b: Broker, user: User, how: str) -> str:
+    token = new_token()
+    with b.db.write() as conn:
+        accounts.insert_token(conn, digest=token_digest(token), display=token_display_prefix(token),
+                              user_id=user.id, kind=TokenKind.SESSION, name="session",
+                              expires_at=time.time() + b.settings.session_token_days * 86400)
+        audit.record(conn, how, actor=user.name)
+    return token
+
+
+def couch_put(b: Broker, req: Req):
+    """`npm adduser` and `npm login`: create the account (open signup) or log into it."""
+    try:
+        body = CouchUser.model_validate(req.json_object())
+    except ValidationError as exc:
+        raise bad_request(f"invalid user document: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
+    if body.name != req.params["name"]:
+        raise bad_request("the user document's name does not match the URL")
+    with b.db.read() as conn:
+        user = accounts.user_by_name(conn, body.name)
+    if user is None:
+        user = _sign_up(b, body)
+        how = "user.created"
+    else:
+        if not verify_password(body.password, user.password_hash):
+            raise unauthorized("incorrect username or password", "Basic")
+        if user.tfa_mode and not user.tfa_pending:
+            enforce(b, user, OtpRequired(), req.otp)
+        how = "user.login"
+    token = session_token(b, user, how)
+    return json_response({"ok": True, "id": f"org.couchdb.user:{user.name}", "rev": "1-session",
+                          "token": token}, status=201)
+
+
+def _sign_up(b: Broker, body: CouchUser) -> User:
+    if body.email is None:
+        raise bad_request(f'There is no user with the username "{body.name}".')
+    if not b.settings.open_signup:
+        raise forbidden("creating accounts is disabled on this registry: ask an administrator to run "
+                        f"`stagegate-broker user add {body.name} --email {body.email}`")
+    check_new_account(body.name, body.email, body.password)
+    with b.db.write() as conn:
+        user = accounts.create_user(conn, body.name, body.email, hash_password(body.password))
+    if user is None:
+        raise conflict(f"the username {body.name} was just taken")
+    return user
+
+
+def couch_get(b: Broker, req: Req):
+    require_login(b, req)
+    with b.db.read() as conn:
+        user = accounts.user_by_name(conn, req.params["name"])
+    if user is None:
+        raise not_found(f"no user named {req.params['name']}")
+    return json_response({"_id": f"org.couchdb.user:{user.name}", "name": user.name, "email": user.email})
+
+
+def logout(b: Broker, req: Req):
+    """`npm logout`: revoke the session token it names, which must be the caller's own."""
+    cred, user = require_account(b, req)
+    with b.db.write() as conn:
+        row = accounts.token_by_digest(conn, token_digest(req.params["token"]))
+        if row is None or row.user_id != user.id:
+            raise not_found("no such token on your account")
+        accounts.delete_token(conn, row.id)
+        audit.record(conn, "token.revoked", actor=user.name, token_id=row.id, via="logout")
+    return json_response({"ok": True})

@@ -1,0 +1,120 @@
+"""Builds the ASGI app: the route table, body limits, and the one place errors become JSON."""
+
+from __future__ import annotations
+
+import logging
+
+from anyio import to_thread
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from .api import access, disttags, packages, profile, tokens, users
+from .api.context import Broker
+from .api.http import Req, Route, error_response, parse_query, resolve, route
+from .errors import RegistryError
+
+log = logging.getLogger("stagegate")
+
+
+def routes(b: Broker) -> list[Route]:
+    publish_body = b.settings.max_body_bytes
+    return [
+        route("GET", r"/-/ping", users.ping),
+        route("GET", r"/-/whoami", users.whoami),
+        route("PUT", r"/-/user/org\.couchdb\.user:(?P<name>[^/]+)(?:/-rev/(?P<rev>[^/]+))?", users.couch_put),
+        route("GET", r"/-/user/org\.couchdb\.user:(?P<name>[^/]+)", users.couch_get),
+        route("DELETE", r"/-/user/token/(?P<token>[^/]+)", users.logout),
+        route("GET", r"/-/npm/v1/user", profile.get_profile),
+        route("POST", r"/-/npm/v1/user", profile.set_profile),
+        route("GET", r"/-/npm/v1/tokens", tokens.list_tokens),
+        route("POST", r"/-/npm/v1/tokens", tokens.create_token),
+        route("DELETE", r"/-/npm/v1/tokens/token/(?P<ref>[^/]+)", tokens.revoke_token),
+        route("GET", r"/-/package/{pkg}/dist-tags", disttags.list_tags),
+        route("PUT", r"/-/package/{pkg}/dist-tags/(?P<tag>[^/]+)", disttags.set_tag),
+        route("POST", r"/-/package/{pkg}/dist-tags/(?P<tag>[^/]+)", disttags.set_tag),
+        route("DELETE", r"/-/package/{pkg}/dist-tags/(?P<tag>[^/]+)", disttags.remove_tag),
+        route("GET", r"/-/package/{pkg}/visibility", access.visibility),
+        route("GET", r"/-/package/{pkg}/access", access.get_access),
+        route("POST", r"/-/package/{pkg}/access", access.set_access),
+        route("GET", r"/{pkg}/-/(?P<file>[^/]+\.tgz)", packages.get_tarball),
+        route("DELETE", r"/{pkg}/-/(?P<file>[^/]+\.tgz)/-rev/(?P<rev>[^/]+)", packages.delete_tarball),
+        route("PUT", r"/{pkg}/-rev/(?P<rev>[^/]+)", packages.update_metadata_route, publish_body),
+        route("DELETE", r"/{pkg}/-rev/(?P<rev>[^/]+)", packages.unpublish_all),
+        route("GET", r"/{pkg}", packages.get_packument),
+        route("PUT", r"/{pkg}", packages.put_package, publish_body),
+        route("GET", r"/{pkg}/(?P<version>[^/\-][^/]*)", packages.get_version),
+    ]
+
+
+class BodyTooLarge(RegistryError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is larger than this registry accepts ({limit} bytes); "
+                              "see STAGEGATE_MAX_TARBALL_BYTES")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refused with 413 as soon as it is known to exceed `limit`."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise RegistryError(400, "invalid Content-Length")
+        if int(declared) > limit:
+            raise BodyTooLarge(limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise BodyTooLarge(limit)
+    return bytes(body)
+
+
+class RegistryApp:
+    """The ASGI application. Routing works on the raw path so that @scope%2fname stays one segment."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.routes = routes(broker)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        request = Request(scope, receive)
+        response = await self._respond(request)
+        await response(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.broker.db.dispose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _respond(self, request: Request) -> Response:
+        raw_path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1").split("?")[0]
+        method = request.method
+        try:
+            matched, params, exists = resolve(self.routes, method, raw_path)
+            if matched is None:
+                if exists:
+                    raise RegistryError(405, f"{method} is not supported on {raw_path}")
+                raise RegistryError(404, f"not found: {raw_path}")
+            body = await read_body(request, matched.max_body)
+            client = request.client.host if request.client else None
+            req = Req(method, raw_path, params, parse_query(request.scope.get("query_string", b"")),
+                      request.headers, body, client)
+            response = await to_thread.run_sync(matched.handler, self.broker, req)
+        except RegistryError as exc:
+            return error_response(exc)
+        except Exception:  # the last resort: log it, tell the client something went wrong on our side
+            log.exception("unhandled error on %s %s", method, raw_path)
+            return error_response(RegistryError(500, "internal error in the registry; see its log"))
+        if method == "HEAD":
+            return Response(status_code=response.status_code, headers=dict(response.headers))
+        return response

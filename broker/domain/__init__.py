@@ -1,0 +1,1 @@
+"""Pure rules of the registry: names, versions, credentials and their scopes, documents."""

@@ -1,0 +1,1 @@
+"""Password KDF, token hashing, TOTP and secret-at-rest encryption."""

@@ -1,0 +1,62 @@
+"""Every STAGEGATE_* variable the broker reads, in one pydantic-settings model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STAGEGATE_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("./.stagegate"),
+        description="Where the embedded SQLite database, the secret key and tarball blobs live.",
+    )
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; unset means SQLite inside data_dir."
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="The URL clients use; tarball URLs are built from it. Default http://HOST:PORT/.",
+    )
+    open_signup: bool = Field(default=False, description="Whether `npm adduser` may create accounts.")
+    secret_key: str | None = Field(
+        default=None,
+        description="Key that encrypts TOTP secrets at rest; generated into data_dir when unset.",
+    )
+    max_tarball_bytes: int = Field(default=100 * MIB, gt=0, description="Upload limit for one tarball.")
+    session_token_days: int = Field(default=30, gt=0, description="Lifetime of login tokens.")
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_is_http(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("STAGEGATE_PUBLIC_URL must be an http(s) URL with a host")
+        return value if value.endswith("/") else value + "/"
+
+    def resolved_public_url(self, host: str, port: int) -> str:
+        if self.public_url:
+            return self.public_url
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        if ":" in shown:
+            shown = f"[{shown}]"
+        return f"http://{shown}:{port}/"
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'stagegate.db').resolve()}"
+
+    @property
+    def max_body_bytes(self) -> int:
+        """A publish document carries the tarball in base64 (4/3 larger) plus metadata."""
+        return self.max_tarball_bytes * 4 // 3 + 8 * MIB

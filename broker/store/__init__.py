@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy tables and queries, and the blob store for tarballs."""

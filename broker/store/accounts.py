@@ -1,0 +1,170 @@
+"""Queries for accounts: users, 2FA state, OTP use and failures, tokens."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..domain.credentials import Credential, TfaMode, TokenKind
+from .tables import otp_failures, otp_steps, recovery_codes, tokens, users
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    name: str
+    email: str
+    password_hash: str
+    tfa_mode: TfaMode | None
+    tfa_pending: bool
+    tfa_secret: str | None
+    created_at: float
+    updated_at: float
+
+
+def _user(row) -> User | None:
+    if row is None:
+        return None
+    return User(row.id, row.name, row.email, row.password_hash,
+                TfaMode(row.tfa_mode) if row.tfa_mode else None, bool(row.tfa_pending), row.tfa_secret,
+                row.created_at, row.updated_at)
+
+
+def user_by_name(conn: Connection, name: str) -> User | None:
+    return _user(conn.execute(select(users).where(users.c.name == name)).first())
+
+
+def user_by_id(conn: Connection, user_id: int) -> User | None:
+    return _user(conn.execute(select(users).where(users.c.id == user_id)).first())
+
+
+def create_user(conn: Connection, name: str, email: str, password_hash: str) -> User | None:
+    """The new user, or None when the name is taken (a unique constraint, not a check)."""
+    now = time.time()
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(users).values(name=name, email=email, password_hash=password_hash,
+                                              tfa_pending=False, created_at=now, updated_at=now))
+    except IntegrityError:
+        return None
+    return user_by_name(conn, name)
+
+
+def set_tfa(conn: Connection, user_id: int, mode: TfaMode | None, pending: bool, sealed_secret: str | None) -> None:
+    conn.execute(update(users).where(users.c.id == user_id).values(
+        tfa_mode=mode.value if mode else None, tfa_pending=pending, tfa_secret=sealed_secret,
+        updated_at=time.time()))
+
+
+def replace_recovery_codes(conn: Connection, user_id: int, digests: list[str]) -> None:
+    conn.execute(delete(recovery_codes).where(recovery_codes.c.user_id == user_id))
+    if digests:
+        conn.execute(insert(recovery_codes), [{"user_id": user_id, "code_digest": d} for d in digests])
+
+
+def consume_recovery_code(conn: Connection, user_id: int, digest: str) -> bool:
+    result = conn.execute(delete(recovery_codes).where(
+        recovery_codes.c.user_id == user_id, recovery_codes.c.code_digest == digest))
+    return result.rowcount == 1
+
+
+def claim_otp_step(conn: Connection, user_id: int, step: int) -> bool:
+    """Record a TOTP step as used; False when it was used before (the primary key says so)."""
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(otp_steps).values(user_id=user_id, step=step, used_at=time.time()))
+    except IntegrityError:
+        return False
+    return True
+
+
+def record_otp_failure(conn: Connection, user_id: int) -> None:
+    conn.execute(insert(otp_failures).values(user_id=user_id, at=time.time()))
+
+
+def recent_otp_failures(conn: Connection, user_id: int, seconds: float) -> int:
+    since = time.time() - seconds
+    return conn.execute(select(func.count()).select_from(otp_failures).where(
+        otp_failures.c.user_id == user_id, otp_failures.c.at >= since)).scalar_one()
+
+
+def forget_old_otp_records(conn: Connection, user_id: int, older_than: float) -> None:
+    conn.execute(delete(otp_steps).where(otp_steps.c.user_id == user_id, otp_steps.c.used_at < older_than))
+    conn.execute(delete(otp_failures).where(otp_failures.c.user_id == user_id, otp_failures.c.at < older_than))
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    id: str
+    display: str
+    user_id: int | None
+    kind: TokenKind
+    name: str | None
+    readonly: bool
+    bypass_2fa: bool
+    packages: list[str]
+    scopes: list[str]
+    cidr_whitelist: list[str]
+    trust_package: str | None
+    trust_permissions: list[str]
+    created_at: float
+    expires_at: float | None
+
+
+def _token(row) -> TokenRow:
+    return TokenRow(row.id, row.display, row.user_id, TokenKind(row.kind), row.name, bool(row.readonly),
+                    bool(row.bypass_2fa), json.loads(row.packages), json.loads(row.scopes),
+                    json.loads(row.cidr_whitelist), row.trust_package, json.loads(row.trust_permissions),
+                    row.created_at, row.expires_at)
+
+
+def insert_token(conn: Connection, *, digest: str, display: str, user_id: int | None, kind: TokenKind,
+                 name: str | None = None, description: str | None = None, readonly: bool = False,
+                 bypass_2fa: bool = False, packages: list[str] | None = None, scopes: list[str] | None = None,
+                 cidr_whitelist: list[str] | None = None, trust_package: str | None = None,
+                 trust_permissions: list[str] | None = None, expires_at: float | None = None) -> TokenRow:
+    token_id = str(uuid.uuid4())
+    conn.execute(insert(tokens).values(
+        id=token_id, digest=digest, display=display, user_id=user_id, kind=kind.value, name=name,
+        description=description, readonly=readonly, bypass_2fa=bypass_2fa,
+        packages=json.dumps(packages or []), scopes=json.dumps(scopes or []),
+        cidr_whitelist=json.dumps(cidr_whitelist or []), trust_package=trust_package,
+        trust_permissions=json.dumps(trust_permissions or []), created_at=time.time(), expires_at=expires_at))
+    return _token(conn.execute(select(tokens).where(tokens.c.id == token_id)).one())
+
+
+def token_by_digest(conn: Connection, digest: str) -> TokenRow | None:
+    row = conn.execute(select(tokens).where(tokens.c.digest == digest)).first()
+    return _token(row) if row else None
+
+
+def token_by_id(conn: Connection, token_id: str) -> TokenRow | None:
+    row = conn.execute(select(tokens).where(tokens.c.id == token_id)).first()
+    return _token(row) if row else None
+
+
+def tokens_of_user(conn: Connection, user_id: int, offset: int, limit: int) -> tuple[list[TokenRow], int]:
+    now = time.time()
+    live = (tokens.c.user_id == user_id) & (tokens.c.kind != TokenKind.TRUST.value) & (
+        tokens.c.expires_at.is_(None) | (tokens.c.expires_at > now))
+    total = conn.execute(select(func.count()).select_from(tokens).where(live)).scalar_one()
+    rows = conn.execute(select(tokens).where(live).order_by(tokens.c.created_at, tokens.c.id)
+                        .offset(offset).limit(limit)).all()
+    return [_token(r) for r in rows], total
+
+
+def delete_token(conn: Connection, token_id: str) -> bool:
+    return conn.execute(delete(tokens).where(tokens.c.id == token_id)).rowcount == 1
+
+
+def credential_for(row: TokenRow, username: str | None) -> Credential:
+    return Credential(
+        user_id=row.user_id, username=username, kind=row.kind, token_id=row.id, bypass_2fa=row.bypass_2fa,
+        read_only=row.readonly, packages=tuple(row.packages), scopes=tuple(row.scopes),
+        cidr_whitelist=tuple(row.cidr_whitelist), trust_package=row.trust_package,
+        trust_permissions=frozenset(row.trust_permissions))

@@ -1,0 +1,126 @@
+"""Queries for packages: their versions, dist-tags, owners, policies."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from .tables import dist_tags, owners, packages, users, versions
+
+
+@dataclass(frozen=True)
+class Package:
+    name: str
+    access: str
+    mfa: str
+    rev: int
+    readme: str
+    created_at: float
+    modified_at: float
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    version: str
+    state: str
+    manifest: dict
+    blob: str | None
+    created_at: float
+
+
+def package(conn: Connection, name: str) -> Package | None:
+    row = conn.execute(select(packages).where(packages.c.name == name)).first()
+    return Package(row.name, row.access, row.mfa, row.rev, row.readme, row.created_at, row.modified_at) if row else None
+
+
+def create_package(conn: Connection, name: str, owner_id: int, access: str) -> bool:
+    """False when the package exists already (the primary key decides, not a prior check)."""
+    now = time.time()
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(packages).values(name=name, access=access, mfa="none", rev=1, readme="",
+                                                 created_at=now, modified_at=now))
+            conn.execute(insert(owners).values(package=name, user_id=owner_id))
+    except IntegrityError:
+        return False
+    return True
+
+
+def touch(conn: Connection, name: str, **values) -> None:
+    conn.execute(update(packages).where(packages.c.name == name).values(
+        rev=packages.c.rev + 1, modified_at=time.time(), **values))
+
+
+def is_owner(conn: Connection, name: str, user_id: int) -> bool:
+    return conn.execute(select(owners.c.user_id).where(
+        owners.c.package == name, owners.c.user_id == user_id)).first() is not None
+
+
+def maintainers(conn: Connection, name: str) -> list[dict]:
+    rows = conn.execute(select(users.c.name, users.c.email).join(owners, owners.c.user_id == users.c.id)
+                        .where(owners.c.package == name).order_by(users.c.name)).all()
+    return [{"name": r.name, "email": r.email} for r in rows]
+
+
+def set_owners(conn: Connection, name: str, user_ids: list[int]) -> None:
+    conn.execute(delete(owners).where(owners.c.package == name))
+    conn.execute(insert(owners), [{"package": name, "user_id": uid} for uid in user_ids])
+
+
+def claim_version(conn: Connection, name: str, version: str, state: str, manifest: dict, blob: str | None) -> bool:
+    """Take a version number for good; False when it was ever used (published, unpublished, staged)."""
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(versions).values(package=name, version=version, state=state,
+                                                 manifest=json.dumps(manifest), blob=blob, created_at=time.time()))
+    except IntegrityError:
+        return False
+    return True
+
+
+def version_row(conn: Connection, name: str, version: str) -> VersionRow | None:
+    row = conn.execute(select(versions).where(versions.c.package == name, versions.c.version == version)).first()
+    return VersionRow(row.version, row.state, json.loads(row.manifest), row.blob, row.created_at) if row else None
+
+
+def published_versions(conn: Connection, name: str) -> list[VersionRow]:
+    rows = conn.execute(select(versions).where(versions.c.package == name, versions.c.state == "published")).all()
+    return [VersionRow(r.version, r.state, json.loads(r.manifest), r.blob, r.created_at) for r in rows]
+
+
+def set_manifest(conn: Connection, name: str, version: str, manifest: dict) -> None:
+    conn.execute(update(versions).where(versions.c.package == name, versions.c.version == version)
+                 .values(manifest=json.dumps(manifest)))
+
+
+def mark_unpublished(conn: Connection, name: str, version: str) -> None:
+    conn.execute(update(versions).where(versions.c.package == name, versions.c.version == version)
+                 .values(state="unpublished", blob=None))
+
+
+def blob_in_use(conn: Connection, blob: str) -> bool:
+    return conn.execute(select(versions.c.version).where(versions.c.blob == blob).limit(1)).first() is not None
+
+
+def tags(conn: Connection, name: str) -> dict[str, str]:
+    rows = conn.execute(select(dist_tags.c.tag, dist_tags.c.version).where(dist_tags.c.package == name)).all()
+    return {r.tag: r.version for r in rows}
+
+
+def set_tag(conn: Connection, name: str, tag: str, version: str) -> None:
+    updated = conn.execute(update(dist_tags).where(dist_tags.c.package == name, dist_tags.c.tag == tag)
+                           .values(version=version)).rowcount
+    if not updated:
+        conn.execute(insert(dist_tags).values(package=name, tag=tag, version=version))
+
+
+def remove_tag(conn: Connection, name: str, tag: str) -> bool:
+    return conn.execute(delete(dist_tags).where(dist_tags.c.package == name, dist_tags.c.tag == tag)).rowcount == 1
+
+
+def remove_tags_of_version(conn: Connection, name: str, version: str) -> None:
+    conn.execute(delete(dist_tags).where(dist_tags.c.package == name, dist_tags.c.version == version))

@@ -1,0 +1,113 @@
+"""The schema, portable between SQLite and PostgreSQL. Times are UTC epoch seconds (float)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (Boolean, Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text,
+                        UniqueConstraint)
+
+metadata = MetaData()
+
+users = Table(
+    "users", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(214), nullable=False, unique=True),
+    Column("email", String(320), nullable=False),
+    Column("password_hash", String(255), nullable=False),
+    Column("tfa_mode", String(20)),  # None, auth-only, auth-and-writes
+    Column("tfa_pending", Boolean, nullable=False, default=False),
+    Column("tfa_secret", Text),  # sealed with the secret key
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+recovery_codes = Table(
+    "recovery_codes", metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("code_digest", String(64), primary_key=True),
+)
+
+# A TOTP step once accepted for an account: the primary key makes every code single-use.
+otp_steps = Table(
+    "otp_steps", metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("step", Integer, primary_key=True, autoincrement=False),
+    Column("used_at", Float, nullable=False),
+)
+
+otp_failures = Table(
+    "otp_failures", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("at", Float, nullable=False),
+    Index("ix_otp_failures_user_at", "user_id", "at"),
+)
+
+tokens = Table(
+    "tokens", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("display", String(16), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE")),
+    Column("kind", String(16), nullable=False),
+    Column("name", String(255)),
+    Column("description", Text),
+    Column("readonly", Boolean, nullable=False, default=False),
+    Column("bypass_2fa", Boolean, nullable=False, default=False),
+    Column("packages", Text, nullable=False, default="[]"),  # JSON lists
+    Column("scopes", Text, nullable=False, default="[]"),
+    Column("cidr_whitelist", Text, nullable=False, default="[]"),
+    Column("trust_package", String(214)),
+    Column("trust_permissions", Text, nullable=False, default="[]"),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float),
+    Index("ix_tokens_user", "user_id"),
+)
+
+packages = Table(
+    "packages", metadata,
+    Column("name", String(214), primary_key=True),
+    Column("access", String(16), nullable=False, default="public"),
+    Column("mfa", String(16), nullable=False, default="none"),
+    Column("rev", Integer, nullable=False, default=1),
+    Column("readme", Text, nullable=False, default=""),
+    Column("created_at", Float, nullable=False),
+    Column("modified_at", Float, nullable=False),
+)
+
+owners = Table(
+    "owners", metadata,
+    Column("package", String(214), ForeignKey("packages.name", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+)
+
+# One row per version number ever used: the primary key is the one version-number space of
+# published, unpublished and staged versions.
+versions = Table(
+    "versions", metadata,
+    Column("package", String(214), ForeignKey("packages.name", ondelete="CASCADE"), primary_key=True),
+    Column("version", String(256), primary_key=True),
+    Column("state", String(16), nullable=False),  # published, unpublished, staged
+    Column("manifest", Text, nullable=False),  # JSON, dist without tarball URL
+    Column("blob", String(128)),  # sha512 hex of the tarball; None once unpublished
+    Column("created_at", Float, nullable=False),
+)
+
+dist_tags = Table(
+    "dist_tags", metadata,
+    Column("package", String(214), ForeignKey("packages.name", ondelete="CASCADE"), primary_key=True),
+    Column("tag", String(128), primary_key=True),
+    Column("version", String(256), nullable=False),
+)
+
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("event", String(64), nullable=False),
+    Column("actor", String(255)),
+    Column("package", String(214)),
+    Column("detail", Text, nullable=False, default="{}"),
+)
+
+__all__ = ["metadata", "users", "recovery_codes", "otp_steps", "otp_failures", "tokens", "packages",
+           "owners", "versions", "dist_tags", "audit_log", "UniqueConstraint"]
