@@ -9,7 +9,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from .api import access, disttags, packages, profile, tokens, users
+from .api import access, disttags, oidc, packages, profile, tokens, trust, users
+from .api.auth import refuse_trust_token
 from .api.context import Broker
 from .api.http import Req, Route, error_response, parse_query, resolve, route
 from .errors import RegistryError
@@ -20,7 +21,8 @@ log = logging.getLogger("stagegate")
 def routes(b: Broker) -> list[Route]:
     publish_body = b.settings.max_body_bytes
     return [
-        route("GET", r"/-/ping", users.ping),
+        route("GET", r"/-/ping", users.ping, trust_ok=True),
+        route("POST", r"/-/npm/v1/oidc/token/exchange/package/{pkg}", oidc.exchange, trust_ok=True),
         route("GET", r"/-/whoami", users.whoami),
         route("PUT", r"/-/user/org\.couchdb\.user:(?P<name>[^/]+)(?:/-rev/(?P<rev>[^/]+))?", users.couch_put),
         route("GET", r"/-/user/org\.couchdb\.user:(?P<name>[^/]+)", users.couch_get),
@@ -34,15 +36,18 @@ def routes(b: Broker) -> list[Route]:
         route("PUT", r"/-/package/{pkg}/dist-tags/(?P<tag>[^/]+)", disttags.set_tag),
         route("POST", r"/-/package/{pkg}/dist-tags/(?P<tag>[^/]+)", disttags.set_tag),
         route("DELETE", r"/-/package/{pkg}/dist-tags/(?P<tag>[^/]+)", disttags.remove_tag),
-        route("GET", r"/-/package/{pkg}/visibility", access.visibility),
+        route("GET", r"/-/package/{pkg}/visibility", access.visibility, trust_ok=True),
+        route("POST", r"/-/package/{pkg}/trust", trust.create),
+        route("GET", r"/-/package/{pkg}/trust", trust.list_relationships),
+        route("DELETE", r"/-/package/{pkg}/trust/(?P<id>[^/]+)", trust.revoke),
         route("GET", r"/-/package/{pkg}/access", access.get_access),
         route("POST", r"/-/package/{pkg}/access", access.set_access),
         route("GET", r"/{pkg}/-/(?P<file>[^/]+\.tgz)", packages.get_tarball),
         route("DELETE", r"/{pkg}/-/(?P<file>[^/]+\.tgz)/-rev/(?P<rev>[^/]+)", packages.delete_tarball),
         route("PUT", r"/{pkg}/-rev/(?P<rev>[^/]+)", packages.update_metadata_route, publish_body),
         route("DELETE", r"/{pkg}/-rev/(?P<rev>[^/]+)", packages.unpublish_all),
-        route("GET", r"/{pkg}", packages.get_packument),
-        route("PUT", r"/{pkg}", packages.put_package, publish_body),
+        route("GET", r"/{pkg}", packages.get_packument, trust_ok=True),
+        route("PUT", r"/{pkg}", packages.put_package, publish_body, trust_ok=True),
         route("GET", r"/{pkg}/(?P<version>[^/\-][^/]*)", packages.get_version),
     ]
 
@@ -67,6 +72,12 @@ async def read_body(request: Request, limit: int) -> bytes:
         if len(body) > limit:
             raise BodyTooLarge(limit)
     return bytes(body)
+
+
+def _handle(matched: Route, broker: Broker, req: Req) -> Response:
+    if not matched.trust_ok:
+        refuse_trust_token(broker, req)
+    return matched.handler(broker, req)
 
 
 class RegistryApp:
@@ -109,7 +120,7 @@ class RegistryApp:
             client = request.client.host if request.client else None
             req = Req(method, raw_path, params, parse_query(request.scope.get("query_string", b"")),
                       request.headers, body, client)
-            response = await to_thread.run_sync(matched.handler, self.broker, req)
+            response = await to_thread.run_sync(_handle, matched, self.broker, req)
         except RegistryError as exc:
             return error_response(exc)
         except Exception:  # the last resort: log it, tell the client something went wrong on our side

@@ -29,6 +29,7 @@ def serve(args: argparse.Namespace) -> int:
     settings = _settings()
     broker = build_broker(settings, args.host, args.port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("stagegate").info("serving %s (data in %s)", broker.public_url, settings.data_dir.resolve())
     uvicorn.run(RegistryApp(broker), host=args.host, port=args.port, log_level=args.log_level,
                 proxy_headers=False, server_header=False)

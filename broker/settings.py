@@ -32,6 +32,25 @@ class Settings(BaseSettings):
     )
     max_tarball_bytes: int = Field(default=100 * MIB, gt=0, description="Upload limit for one tarball.")
     session_token_days: int = Field(default=30, gt=0, description="Lifetime of login tokens.")
+    oidc_github_issuer: str = Field(
+        default="https://token.actions.githubusercontent.com",
+        description="The GitHub Actions OIDC issuer; its JWKS comes from its discovery document.",
+    )
+    oidc_extra_audiences: list[str] = Field(
+        default_factory=list, description="Audiences accepted besides npm:<public hostname> (JSON list)."
+    )
+    oidc_token_ttl: int = Field(
+        default=900, gt=0, le=3600, description="Seconds a token minted by the OIDC exchange lives (max 1 h)."
+    )
+
+    @field_validator("oidc_github_issuer")
+    @classmethod
+    def _issuer_is_https(cls, value: str) -> str:
+        parts = urlsplit(value)
+        loopback = parts.hostname in ("localhost", "::1") or (parts.hostname or "").startswith("127.")
+        if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+            raise ValueError("an OIDC issuer must be an https URL (http only for a loopback host)")
+        return value.rstrip("/")
 
     @field_validator("public_url")
     @classmethod

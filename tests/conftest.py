@@ -8,12 +8,21 @@ import pytest
 
 from tests.support.accounts import Accounts
 from tests.support.broker import BrokerProcess
+from tests.support.issuer import FakeIssuer
 
 
 @pytest.fixture(scope="session")
-def broker(tmp_path_factory) -> BrokerProcess:
+def issuer() -> FakeIssuer:
+    fake = FakeIssuer().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory, issuer) -> BrokerProcess:
     """One broker with open signup for the whole run; every test makes its own accounts."""
-    process = BrokerProcess(tmp_path_factory.mktemp("broker") / "data", env={"STAGEGATE_OPEN_SIGNUP": "true"})
+    process = BrokerProcess(tmp_path_factory.mktemp("broker") / "data", env={
+        "STAGEGATE_OPEN_SIGNUP": "true", "STAGEGATE_OIDC_GITHUB_ISSUER": issuer.url})
     process.start()
     yield process
     process.stop()

@@ -20,6 +20,7 @@ from .http import Req
 OTP_FAILURE_LIMIT = 10
 OTP_FAILURE_WINDOW = 300.0
 LOGIN_HINT = "run `npm login` to get a new token"
+TRUST_ONLY = "a trust-issued token may only publish or stage-publish its package"
 
 
 def credential(b: Broker, req: Req) -> Credential | None:
@@ -67,6 +68,25 @@ def _basic(b: Broker, value: str) -> Credential:
     return Credential(user_id=user.id, username=user.name, kind=TokenKind.SESSION)
 
 
+def refuse_trust_token(b: Broker, req: Req) -> None:
+    """403 for a trust-issued token on a route it may not call; other credentials pass untouched."""
+    try:
+        cred = credential(b, req)
+    except RegistryError:
+        return  # an invalid credential: the handler refuses it if it needs one
+    if cred is not None and cred.kind is TokenKind.TRUST:
+        raise forbidden(TRUST_ONLY)
+
+
+def trust_token_for(cred: Credential | None, package: str) -> bool:
+    """True for a trust token of this package; 403 for a trust token of another package."""
+    if cred is None or cred.kind is not TokenKind.TRUST:
+        return False
+    if cred.trust_package != package:
+        raise forbidden(f"{TRUST_ONLY}; this one was minted for {cred.trust_package}")
+    return True
+
+
 def require_login(b: Broker, req: Req) -> Credential:
     cred = credential(b, req)
     if cred is None:
@@ -78,7 +98,7 @@ def require_account(b: Broker, req: Req) -> tuple[Credential, User]:
     """A credential that belongs to a user account (trust tokens do not)."""
     cred = require_login(b, req)
     if cred.user_id is None:
-        raise forbidden("a trust-issued token may only publish or stage-publish its package")
+        raise forbidden(TRUST_ONLY)
     with b.db.read() as conn:
         user = accounts.user_by_id(conn, cred.user_id)
     if user is None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from ..domain.trust import Provider
+from ..oidc.issuers import TrustedIssuer
 from ..security.secrets import SecretBox
 from ..settings import Settings
 from ..store.blobs import BlobStore
@@ -18,6 +20,12 @@ class Broker:
     blobs: BlobStore
     box: SecretBox
     public_url: str  # always ends with "/"
+    issuers: dict[str, TrustedIssuer]  # by issuer URL
+    providers: dict[str, Provider]  # by trust relationship type
+
+    @property
+    def audiences(self) -> list[str]:
+        return [f"npm:{self.public_host}", *self.settings.oidc_extra_audiences]
 
     @property
     def public_host(self) -> str:

@@ -59,15 +59,16 @@ class Route:
     pattern: re.Pattern[str]
     handler: Handler
     max_body: int = SMALL_BODY
+    trust_ok: bool = False  # whether a trust-issued token may call it at all
 
 
 # A package in a path: @scope%2fname, @scope/name, or name (never starting with "-": those are API routes).
 PKG = r"(?P<pkg>@[^/]+(?:/|%2[fF])[^/]+|[^@/\-][^/]*)"
 
 
-def route(method: str, template: str, handler: Handler, max_body: int = SMALL_BODY) -> Route:
+def route(method: str, template: str, handler: Handler, max_body: int = SMALL_BODY, trust_ok: bool = False) -> Route:
     """`template` is a regex over the raw (still percent-encoded) path; {pkg} is a package name."""
-    return Route(method, re.compile("^" + template.replace("{pkg}", PKG) + "/?$"), handler, max_body)
+    return Route(method, re.compile("^" + template.replace("{pkg}", PKG) + "/?$"), handler, max_body, trust_ok)
 
 
 def resolve(routes: list[Route], method: str, raw_path: str) -> tuple[Route | None, dict[str, str], bool]:

@@ -17,7 +17,8 @@ from ..errors import RegistryError, bad_request, conflict, forbidden, not_found
 from ..store import accounts, audit, registry
 from ..store.accounts import User
 from ..store.registry import Package
-from .auth import credential, enforce, require_account
+from ..domain.trust import CREATE_PACKAGE
+from .auth import credential, enforce, require_account, require_login, trust_token_for
 from .context import Broker
 from .http import Req, json_response
 
@@ -35,11 +36,12 @@ def _not_found(name: PackageName) -> RegistryError:
 
 def readable_package(b: Broker, req: Req, name: PackageName) -> Package:
     """The package if the caller may read it; restricted packages look absent to others (404)."""
+    trust = trust_token_for(credential(b, req) if req.headers.get("authorization") else None, name.name)
     with b.db.read() as conn:
         pkg = registry.package(conn, name.name)
         if pkg is None:
             raise _not_found(name)
-        if pkg.access == "public":
+        if pkg.access == "public" or trust:
             return pkg
         cred = credential(b, req)
         if cred is None or cred.user_id is None or not cred.covers(name.name) or \
@@ -126,42 +128,76 @@ def put_package(b: Broker, req: Req):
     body = req.json()
     if isinstance(body, dict) and body.get("_attachments"):
         return publish(b, req, name, body)
+    if trust_token_for(credential(b, req), name.name):
+        raise forbidden("a trust-issued token may only publish or stage-publish its package")
     return update_metadata(b, req, name, body)
 
 
 def publish(b: Broker, req: Req, name: PackageName, body: Any):
+    cred = require_login(b, req)
+    if trust_token_for(cred, name.name):
+        return _publish_as_trust(b, req, name, body, cred)
     cred, user = require_account(b, req)
-    try:
-        request = parse_publish_document(body, name.name, b.settings.max_tarball_bytes)
-    except InvalidDocument as exc:
-        raise bad_request(str(exc)) from None
+    request = _parsed(b, name, body)
     if not cred.may_write(name.name):
         raise forbidden(f"this token cannot publish {name}: its packages, scopes or read-only permission exclude it")
     with b.db.read() as conn:
         pkg = registry.package(conn, name.name)
         if pkg is not None and not registry.is_owner(conn, name.name, user.id):
-            raise forbidden(f'You do not have permission to publish "{name}". Are you logged in as the correct user?')
+            raise _no_permission(name)
         _check_version_free(conn, request)
     policy = MfaPolicy(pkg.mfa) if pkg else MfaPolicy.NONE
     how = enforce(b, user, second_factor(cred, user.tfa_mode, Action.PUBLISH, policy, name.name), req.otp)
+    _commit_publish(b, request, cred, actor=user.name, new_owner=None if pkg else user.id, second_factor=how)
+    return json_response({"success": True})
+
+
+def _publish_as_trust(b: Broker, req: Req, name: PackageName, body: Any, cred: Credential):
+    """A trust relationship is the package policy's exception: no OTP, but only with createPackage."""
+    if CREATE_PACKAGE not in cred.trust_permissions:
+        raise forbidden("OIDC permission denied for this action: the trust relationship of "
+                        f"{name} does not allow npm publish (--allow-publish); use `npm stage publish`")
+    request = _parsed(b, name, body)
+    with b.db.read() as conn:
+        if registry.package(conn, name.name) is None:
+            raise _not_found(name)
+        _check_version_free(conn, request)
+    _commit_publish(b, request, cred, actor=cred.username or "trust", new_owner=None, second_factor=None)
+    return json_response({"success": True})
+
+
+def _parsed(b: Broker, name: PackageName, body: Any) -> PublishRequest:
+    try:
+        return parse_publish_document(body, name.name, b.settings.max_tarball_bytes)
+    except InvalidDocument as exc:
+        raise bad_request(str(exc)) from None
+
+
+def _no_permission(name: PackageName) -> RegistryError:
+    return forbidden(f'You do not have permission to publish "{name}". Are you logged in as the correct user?')
+
+
+def _commit_publish(b: Broker, request: PublishRequest, cred: Credential, *, actor: str,
+                    new_owner: int | None, second_factor: str | None) -> None:
+    name = request.package
     blob = b.blobs.put(request.tarball)  # durable before any row refers to it
     with b.db.write() as conn:
-        if pkg is None and not registry.create_package(conn, name.name, user.id, _initial_access(request)):
-            if not registry.is_owner(conn, name.name, user.id):
-                raise forbidden(f'You do not have permission to publish "{name}". Are you logged in as the correct user?')
+        if new_owner is not None and not registry.create_package(conn, name.name, new_owner,
+                                                                 _initial_access(request)):
+            if not registry.is_owner(conn, name.name, new_owner):
+                raise _no_permission(name)
         if not registry.claim_version(conn, name.name, request.version, "published", request.manifest, blob):
             _check_version_free(conn, request)
         registry.set_tag(conn, name.name, request.tag, request.version)
         changes: dict[str, Any] = {}
         if request.tag == "latest":
             changes["readme"] = request.readme
-        if pkg is not None and request.access is not None:
+        if new_owner is None and request.access is not None:
             changes["access"] = request.access
         registry.touch(conn, name.name, **changes)
-        audit.record(conn, "package.published", actor=user.name, package=name.name, version=request.version,
-                     tag=request.tag, auth=cred.kind.value, token_id=cred.token_id, second_factor=how,
+        audit.record(conn, "package.published", actor=actor, package=name.name, version=request.version,
+                     tag=request.tag, auth=cred.kind.value, token_id=cred.token_id, second_factor=second_factor,
                      integrity=request.digests.integrity)
-    return json_response({"success": True})
 
 
 def _initial_access(request: PublishRequest) -> str:

@@ -35,6 +35,7 @@ class Action(str, Enum):
     ACCOUNT = "account"  # tokens, 2FA, profile
     STAGE = "stage"  # stage publish: never asks for 2FA
     STAGE_REVIEW = "stage-review"  # approve/reject: always needs 2FA
+    TRUST_CHANGE = "trust-change"  # create/revoke trust relationships: always needs 2FA
 
 
 @dataclass(frozen=True)
@@ -94,16 +95,20 @@ class Refused:
 
 Decision = Allowed | OtpRequired | Refused
 
+# Actions that always need proof of presence: 2FA enabled and an OTP, whatever the token.
+_PRESENCE = {Action.STAGE_REVIEW: "approving or rejecting a staged package",
+             Action.TRUST_CHANGE: "changing a package's trust relationships"}
+
 
 def second_factor(cred: Credential | None, tfa: TfaMode | None, action: Action,
                   policy: MfaPolicy = MfaPolicy.NONE, package: str = "") -> Decision:
     """Whether a request that is otherwise authorised needs an OTP, or may not happen at all."""
     if action is Action.STAGE:
         return Allowed()
-    if action is Action.STAGE_REVIEW:
+    if action in _PRESENCE:
         if tfa is None:
-            return Refused("approving or rejecting a staged package needs two-factor authentication "
-                           "on your account: run `npm profile enable-2fa auth-and-writes` first")
+            return Refused(f"{_PRESENCE[action]} needs two-factor authentication on your account: "
+                           "run `npm profile enable-2fa auth-and-writes` first")
         return OtpRequired()
     if action is Action.ACCOUNT:
         return OtpRequired() if tfa is not None else Allowed()

@@ -127,14 +127,16 @@ def insert_token(conn: Connection, *, digest: str, display: str, user_id: int | 
                  name: str | None = None, description: str | None = None, readonly: bool = False,
                  bypass_2fa: bool = False, packages: list[str] | None = None, scopes: list[str] | None = None,
                  cidr_whitelist: list[str] | None = None, trust_package: str | None = None,
-                 trust_permissions: list[str] | None = None, expires_at: float | None = None) -> TokenRow:
+                 trust_permissions: list[str] | None = None, trust_relationships: list[str] | None = None,
+                 expires_at: float | None = None) -> TokenRow:
     token_id = str(uuid.uuid4())
     conn.execute(insert(tokens).values(
         id=token_id, digest=digest, display=display, user_id=user_id, kind=kind.value, name=name,
         description=description, readonly=readonly, bypass_2fa=bypass_2fa,
         packages=json.dumps(packages or []), scopes=json.dumps(scopes or []),
         cidr_whitelist=json.dumps(cidr_whitelist or []), trust_package=trust_package,
-        trust_permissions=json.dumps(trust_permissions or []), created_at=time.time(), expires_at=expires_at))
+        trust_permissions=json.dumps(sorted(trust_permissions or [])),
+        trust_relationships=json.dumps(trust_relationships or []), created_at=time.time(), expires_at=expires_at))
     return _token(conn.execute(select(tokens).where(tokens.c.id == token_id)).one())
 
 
@@ -162,9 +164,16 @@ def delete_token(conn: Connection, token_id: str) -> bool:
     return conn.execute(delete(tokens).where(tokens.c.id == token_id)).rowcount == 1
 
 
+def delete_tokens_minted_by(conn: Connection, relationship_id: str) -> int:
+    """Revoking a trust relationship also ends the tokens it minted."""
+    return conn.execute(delete(tokens).where(tokens.c.kind == TokenKind.TRUST.value,
+                                             tokens.c.trust_relationships.contains(relationship_id))).rowcount
+
+
 def credential_for(row: TokenRow, username: str | None) -> Credential:
+    # A trust token belongs to no account: its name ("oidc:owner/repo") is what the audit log shows.
     return Credential(
-        user_id=row.user_id, username=username, kind=row.kind, token_id=row.id, bypass_2fa=row.bypass_2fa,
+        user_id=row.user_id, username=username if row.user_id is not None else row.name, kind=row.kind, token_id=row.id, bypass_2fa=row.bypass_2fa,
         read_only=row.readonly, packages=tuple(row.packages), scopes=tuple(row.scopes),
         cidr_whitelist=tuple(row.cidr_whitelist), trust_package=row.trust_package,
         trust_permissions=frozenset(row.trust_permissions))

@@ -58,6 +58,7 @@ tokens = Table(
     Column("cidr_whitelist", Text, nullable=False, default="[]"),
     Column("trust_package", String(214)),
     Column("trust_permissions", Text, nullable=False, default="[]"),
+    Column("trust_relationships", Text, nullable=False, default="[]"),
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float),
     Index("ix_tokens_user", "user_id"),
@@ -99,6 +100,28 @@ dist_tags = Table(
     Column("version", String(256), nullable=False),
 )
 
+trust_relationships = Table(
+    "trust_relationships", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("package", String(214), ForeignKey("packages.name", ondelete="CASCADE"), nullable=False),
+    Column("provider", String(32), nullable=False),
+    Column("claims", Text, nullable=False),  # canonical JSON of the provider's configuration
+    Column("permissions", Text, nullable=False),
+    Column("bound", Text, nullable=False, default="{}"),
+    Column("created_by", String(214)),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("package", "provider", "claims", name="uq_trust_same_config"),
+)
+
+# Every OIDC JWT id ever exchanged, kept until the JWT expires: the primary key refuses replays.
+oidc_jtis = Table(
+    "oidc_jtis", metadata,
+    Column("issuer", String(255), primary_key=True),
+    Column("jti", String(255), primary_key=True),
+    Column("expires_at", Float, nullable=False),
+    Index("ix_oidc_jtis_expires", "expires_at"),
+)
+
 audit_log = Table(
     "audit_log", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -110,4 +133,4 @@ audit_log = Table(
 )
 
 __all__ = ["metadata", "users", "recovery_codes", "otp_steps", "otp_failures", "tokens", "packages",
-           "owners", "versions", "dist_tags", "audit_log", "UniqueConstraint"]
+           "owners", "versions", "dist_tags", "trust_relationships", "oidc_jtis", "audit_log", "UniqueConstraint"]

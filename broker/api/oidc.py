@@ -1,0 +1,111 @@
+"""The OIDC token exchange: a CI job's JWT in, a short-lived single-package token out.
+
+Four visible steps: verify the JWT → load the package's relationships → match → mint.
+"""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+
+from ..domain.credentials import TokenKind
+from ..domain.packument import iso
+from ..domain.trust import Match, binding, matching_relationships
+from ..errors import RegistryError
+from ..oidc.issuers import TrustedIssuer
+from ..oidc.verify import LEEWAY, TemporarilyUnverifiable, TokenRejected, verify_jwt
+from ..security.tokens import new_token, token_digest, token_display_prefix
+from ..store import accounts, audit, registry
+from ..store import trust as trust_store
+from .context import Broker
+from .http import Req, json_response
+from .packages import package_name
+
+
+class ExchangeRefused(RegistryError):
+    """A refusal of the exchange (its body has `message` too, which the CLI logs here)."""
+
+
+def exchange(b: Broker, req: Req):
+    name = package_name(req)
+    issuer, claims = _verified_claims(b, req, name.name)
+    seen = issuer.provider.seen(claims)
+    refusal, token, match = None, None, None
+    with b.db.write() as conn:
+        try:
+            match, token = _match_and_mint(b, conn, issuer, claims, name.name)
+        except ExchangeRefused as exc:
+            refusal = exc
+    if refusal is not None:
+        _audit(b, name.name, seen, outcome=f"refused {refusal.status}: {refusal.error}")
+        raise refusal
+    _audit(b, name.name, seen, outcome="granted", relationships=[r.id for r in match.granted],
+           permissions=sorted(match.permissions))
+    return json_response({"token": token, "expires": iso(time.time() + b.settings.oidc_token_ttl)}, status=201)
+
+
+def _audit(b: Broker, package: str, seen: dict, **detail) -> None:
+    with b.db.write() as conn:
+        audit.record(conn, "oidc.exchange", actor=seen.get("repository"), package=package, claims=seen, **detail)
+
+
+def _verified_claims(b: Broker, req: Req, package: str):
+    scheme, _, token = (req.headers.get("authorization") or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ExchangeRefused(401, "send the CI job's OIDC token as `Authorization: Bearer <jwt>`")
+    token = token.strip()
+    try:
+        unverified_iss = jwt.decode(token, options={"verify_signature": False}).get("iss")
+    except jwt.InvalidTokenError:
+        unverified_iss = None
+    issuer = b.issuers.get(unverified_iss) if isinstance(unverified_iss, str) else None
+    try:
+        if issuer is None:
+            raise TokenRejected("the OIDC token's issuer is not one this registry trusts "
+                                f"({', '.join(sorted(b.issuers))})")
+        claims = verify_jwt(token, jwks=issuer.jwks, issuer=issuer.issuer, audiences=b.audiences,
+                            model=issuer.provider.claims_model)
+    except TokenRejected as exc:
+        _audit(b, package, {"issuer": unverified_iss if isinstance(unverified_iss, str) else None},
+               outcome=f"refused 401: {exc}")
+        raise ExchangeRefused(401, f"OIDC token exchange error - {exc}") from None
+    except TemporarilyUnverifiable as exc:
+        raise ExchangeRefused(503, f"OIDC token exchange error - {exc}; try again shortly") from None
+    return issuer, claims
+
+
+def _match_and_mint(b: Broker, conn, issuer: TrustedIssuer, claims, package: str) -> tuple[Match, str]:
+    if registry.package(conn, package) is None:
+        raise ExchangeRefused(404, "OIDC token exchange error - package not found")
+    relationships = trust_store.relationships(conn, package)
+    match = matching_relationships(issuer.provider, claims, relationships)
+    if not match.granted:
+        raise ExchangeRefused(403, _no_match_message(issuer, claims, package, match, bool(relationships)))
+    if not trust_store.claim_jti(conn, issuer.issuer, claims.jti, float(claims.exp)):
+        raise ExchangeRefused(401, "OIDC token exchange error - this OIDC token was already exchanged "
+                                   "(replayed jti): request a fresh token in the job")
+    ids = binding(issuer.provider, claims)
+    for relationship in match.granted:
+        if not relationship.bound and not trust_store.bind(conn, relationship.id, ids):
+            raise ExchangeRefused(403, "OIDC token exchange error - the trust relationship was just bound "
+                                       "to another repository id")
+    trust_store.forget_expired_jtis(conn, LEEWAY)
+    token = new_token()
+    accounts.insert_token(conn, digest=token_digest(token), display=token_display_prefix(token), user_id=None,
+                          kind=TokenKind.TRUST, name=f"oidc:{claims.repository}", trust_package=package,
+                          trust_permissions=sorted(match.permissions),
+                          trust_relationships=[r.id for r in match.granted],
+                          expires_at=time.time() + b.settings.oidc_token_ttl)
+    return match, token
+
+
+def _no_match_message(issuer: TrustedIssuer, claims, package: str, match: Match, any_relationships: bool) -> str:
+    seen = issuer.provider.seen(claims)
+    shown = ", ".join(f"{k}={seen[k]!r}" for k in ("repository", "workflow_ref", "environment"))
+    if not any_relationships:
+        return (f"OIDC token exchange error - {package} has no trust relationships; an owner can add one with "
+                f"`npm trust {issuer.provider.type} {package} --repo <owner/repo> --file <workflow.yml> "
+                f"--allow-stage-publish`. The token says: {shown}")
+    return (f"OIDC token exchange error - no trust relationship of {package} matches this job. The token says: "
+            f"{shown}. " + " | ".join(match.reasons))

@@ -1,0 +1,1 @@
+"""OIDC identity tokens: the issuer's keys (JWKS) and verification into typed claims."""

@@ -1,0 +1,88 @@
+"""The issuer's signing keys, fetched through its discovery document and cached.
+
+An unknown `kid` refreshes the cache at most once per REFRESH_INTERVAL, whoever asks and however
+many random kids an attacker sends: one fetch serves every waiting request.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+from jwt import PyJWK
+from jwt.exceptions import PyJWKError
+from tenacity import retry, retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential_jitter
+
+CACHE_TTL = 600.0
+REFRESH_INTERVAL = 30.0
+TIMEOUT = httpx.Timeout(5.0, connect=3.0)
+
+
+class JwksUnavailable(Exception):
+    pass
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, httpx.TransportError):
+        return True
+    return isinstance(exc, httpx.HTTPStatusError) and (exc.response.status_code >= 500
+                                                       or exc.response.status_code == 429)
+
+
+class JwksCache:
+    def __init__(self, issuer: str, client: httpx.Client | None = None) -> None:
+        self.issuer = issuer
+        self._client = client or httpx.Client(timeout=TIMEOUT, follow_redirects=False)
+        self._keys: dict[str, PyJWK] = {}
+        self._fetched_at = 0.0
+        self._lock = threading.Lock()
+
+    def key(self, kid: str) -> PyJWK | None:
+        """The signing key with this kid, refreshing the cache when it is stale or the kid is new."""
+        now = time.monotonic()
+        if kid in self._keys and now - self._fetched_at < CACHE_TTL:
+            return self._keys[kid]
+        with self._lock:
+            stale = time.monotonic() - self._fetched_at
+            if (kid not in self._keys and stale >= REFRESH_INTERVAL) or stale >= CACHE_TTL:
+                self._refresh()
+            return self._keys.get(kid)
+
+    def _refresh(self) -> None:
+        self._fetched_at = time.monotonic()  # even a failed fetch counts: no retry storm
+        try:
+            document = self._get_json(f"{self.issuer}/.well-known/openid-configuration")
+            jwks_uri = document.get("jwks_uri")
+            if not isinstance(jwks_uri, str) or not jwks_uri.startswith(("https://", "http://")):
+                raise JwksUnavailable("the issuer's discovery document has no jwks_uri")
+            keys = {}
+            for entry in self._get_json(jwks_uri).get("keys", []):
+                key = _usable_key(entry)
+                if key is not None:
+                    keys[entry["kid"]] = key
+        except (httpx.HTTPError, ValueError) as exc:
+            raise JwksUnavailable(f"cannot fetch the issuer's keys: {exc.__class__.__name__}") from None
+        self._keys = keys
+
+    @retry(retry=retry_if_exception(_retryable), stop=(stop_after_attempt(3) | stop_after_delay(10)),
+           wait=wait_exponential_jitter(initial=0.2, max=2), reraise=True)
+    def _get_json(self, url: str) -> dict:
+        response = self._client.get(url, headers={"accept": "application/json"})
+        response.raise_for_status()
+        body = response.json()
+        if not isinstance(body, dict):
+            raise ValueError("not a JSON object")
+        return body
+
+
+def _usable_key(entry: object) -> PyJWK | None:
+    """Only RSA signing keys with a kid; anything else in the set is ignored."""
+    if not isinstance(entry, dict) or entry.get("kty") != "RSA" or not isinstance(entry.get("kid"), str):
+        return None
+    if entry.get("use", "sig") != "sig" or entry.get("alg", "RS256") != "RS256":
+        return None
+    try:
+        return PyJWK({**entry, "alg": "RS256"})
+    except PyJWKError:
+        return None

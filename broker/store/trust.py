@@ -1,0 +1,72 @@
+"""Queries for trust relationships and the single use of OIDC JWT ids."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..domain.trust import TrustRelationship
+from .tables import oidc_jtis, trust_relationships
+
+
+def _relationship(row) -> TrustRelationship:
+    return TrustRelationship(id=row.id, package=row.package, provider=row.provider, claims=json.loads(row.claims),
+                             permissions=frozenset(json.loads(row.permissions)), bound=json.loads(row.bound))
+
+
+def relationships(conn: Connection, package: str) -> list[TrustRelationship]:
+    rows = conn.execute(select(trust_relationships).where(trust_relationships.c.package == package)
+                        .order_by(trust_relationships.c.created_at, trust_relationships.c.id)).all()
+    return [_relationship(r) for r in rows]
+
+
+def add_relationship(conn: Connection, package: str, provider: str, claims: dict, permissions: list[str],
+                     created_by: str) -> TrustRelationship | None:
+    """The new relationship, or None when the package has one with the same configuration."""
+    relationship_id = str(uuid.uuid4())
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(trust_relationships).values(
+                id=relationship_id, package=package, provider=provider,
+                claims=json.dumps(claims, sort_keys=True, separators=(",", ":")),
+                permissions=json.dumps(sorted(permissions)), bound="{}", created_by=created_by,
+                created_at=time.time()))
+    except IntegrityError:
+        return None
+    row = conn.execute(select(trust_relationships).where(trust_relationships.c.id == relationship_id)).one()
+    return _relationship(row)
+
+
+def remove_relationship(conn: Connection, package: str, relationship_id: str) -> bool:
+    return conn.execute(delete(trust_relationships).where(
+        trust_relationships.c.package == package, trust_relationships.c.id == relationship_id)).rowcount == 1
+
+
+def bind(conn: Connection, relationship_id: str, ids: dict[str, str]) -> bool:
+    """Pin the repository ids on first use; False when someone else pinned different ids meanwhile."""
+    bound = json.dumps(ids, sort_keys=True)
+    done = conn.execute(update(trust_relationships).where(
+        trust_relationships.c.id == relationship_id, trust_relationships.c.bound == "{}").values(bound=bound))
+    if done.rowcount == 1:
+        return True
+    current = conn.execute(select(trust_relationships.c.bound).where(
+        trust_relationships.c.id == relationship_id)).scalar_one_or_none()
+    return current is not None and json.loads(current) == ids
+
+
+def claim_jti(conn: Connection, issuer: str, jti: str, expires_at: float) -> bool:
+    """Record a JWT id as used; False when it was used before."""
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(oidc_jtis).values(issuer=issuer, jti=jti, expires_at=expires_at))
+    except IntegrityError:
+        return False
+    return True
+
+
+def forget_expired_jtis(conn: Connection, leeway: float) -> None:
+    conn.execute(delete(oidc_jtis).where(oidc_jtis.c.expires_at < time.time() - leeway))

@@ -1,0 +1,121 @@
+"""A fake GitHub Actions OIDC issuer: real RSA keys, discovery, JWKS, signed JWTs, and the
+runner's ID-token request endpoint that npm and the action call."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+
+REQUEST_TOKEN = "runner-request-token"
+
+
+def _rsa_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+class FakeIssuer:
+    def __init__(self) -> None:
+        self.key = _rsa_key()
+        self.kid = "test-key-1"
+        self.rogue_key = _rsa_key()  # never published in the JWKS
+        self.jobs: dict[str, dict] = {}
+        self.jwks_requests = 0
+        self.token_requests = 0
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def start(self) -> "FakeIssuer":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+
+    # --- tokens ----------------------------------------------------------------------------
+    def claims(self, audience: str = "npm:127.0.0.1", repository: str = "acme/widget",
+               workflow: str = "release.yml", **overrides) -> dict:
+        now = int(time.time())
+        owner = repository.split("/")[0]
+        claims = {
+            "iss": self.url, "aud": audience, "sub": f"repo:{repository}:ref:refs/heads/main",
+            "jti": str(uuid.uuid4()), "iat": now, "nbf": now, "exp": now + 300,
+            "repository": repository, "repository_id": "1001", "repository_owner": owner,
+            "repository_owner_id": "2002", "workflow_ref": f"{repository}/.github/workflows/{workflow}@refs/heads/main",
+            "job_workflow_ref": f"{repository}/.github/workflows/{workflow}@refs/heads/main",
+            "ref": "refs/heads/main", "sha": "0123456789abcdef0123456789abcdef01234567", "run_id": "777",
+            "run_attempt": "1", "actor": "octocat", "event_name": "push", "repository_visibility": "private",
+        }
+        claims.update(overrides)
+        return {k: v for k, v in claims.items() if v is not None}
+
+    def sign(self, claims: dict, *, key=None, kid: str | None = "default", alg: str = "RS256") -> str:
+        headers = {"kid": self.kid if kid == "default" else kid} if kid is not None else {}
+        return jwt.encode(claims, key or self.key, algorithm=alg, headers=headers)
+
+    def token(self, **claim_overrides) -> str:
+        return self.sign(self.claims(**claim_overrides))
+
+    def public_pem(self) -> bytes:
+        return self.key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                  serialization.PublicFormat.SubjectPublicKeyInfo)
+
+    def job(self, **claim_overrides) -> dict[str, str]:
+        """The environment GitHub gives a job with `id-token: write`, bound to these claims."""
+        job_id = uuid.uuid4().hex
+        self.jobs[job_id] = claim_overrides
+        return {"GITHUB_ACTIONS": "true", "ACTIONS_ID_TOKEN_REQUEST_URL": f"{self.url}/token?job={job_id}",
+                "ACTIONS_ID_TOKEN_REQUEST_TOKEN": REQUEST_TOKEN}
+
+    # --- HTTP ------------------------------------------------------------------------------
+    def _handler(self):
+        issuer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def _json(self, body: dict, status: int = 200) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                parts = urlsplit(self.path)
+                if parts.path == "/.well-known/openid-configuration":
+                    self._json({"issuer": issuer.url, "jwks_uri": f"{issuer.url}/.well-known/jwks",
+                                "id_token_signing_alg_values_supported": ["RS256"]})
+                elif parts.path == "/.well-known/jwks":
+                    issuer.jwks_requests += 1
+                    jwk = json.loads(RSAAlgorithm.to_jwk(issuer.key.public_key()))
+                    self._json({"keys": [{**jwk, "kid": issuer.kid, "alg": "RS256", "use": "sig"}]})
+                elif parts.path == "/token":
+                    self._token(parse_qs(parts.query))
+                else:
+                    self._json({"error": "not found"}, 404)
+
+            def _token(self, query: dict) -> None:
+                issuer.token_requests += 1
+                if self.headers.get("authorization") != f"Bearer {REQUEST_TOKEN}":
+                    self._json({"message": "bad request token"}, 401)
+                    return
+                overrides = issuer.jobs.get(query.get("job", [""])[0])
+                if overrides is None:
+                    self._json({"message": "unknown job"}, 404)
+                    return
+                audience = query.get("audience", ["sigstore"])[0]
+                self._json({"value": issuer.sign(issuer.claims(audience=audience, **overrides))})
+
+        return Handler
