@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from .api import access, disttags, oidc, packages, profile, tokens, trust, users
+from .api import access, disttags, oidc, packages, profile, stage, tokens, trust, users
 from .api.auth import refuse_trust_token
 from .api.context import Broker
 from .api.http import Req, Route, error_response, parse_query, resolve, route
@@ -42,6 +42,12 @@ def routes(b: Broker) -> list[Route]:
         route("DELETE", r"/-/package/{pkg}/trust/(?P<id>[^/]+)", trust.revoke),
         route("GET", r"/-/package/{pkg}/access", access.get_access),
         route("POST", r"/-/package/{pkg}/access", access.set_access),
+        route("POST", r"/-/stage/package/{pkg}", stage.stage_publish, publish_body, trust_ok=True),
+        route("GET", r"/-/stage", stage.list_stages),
+        route("GET", r"/-/stage/(?P<id>[^/]+)", stage.view_stage),
+        route("GET", r"/-/stage/(?P<id>[^/]+)/tarball", stage.download_stage),
+        route("POST", r"/-/stage/(?P<id>[^/]+)/approve", stage.approve),
+        route("DELETE", r"/-/stage/(?P<id>[^/]+)", stage.reject),
         route("GET", r"/{pkg}/-/(?P<file>[^/]+\.tgz)", packages.get_tarball),
         route("DELETE", r"/{pkg}/-/(?P<file>[^/]+\.tgz)/-rev/(?P<rev>[^/]+)", packages.delete_tarball),
         route("PUT", r"/{pkg}/-rev/(?P<rev>[^/]+)", packages.update_metadata_route, publish_body),

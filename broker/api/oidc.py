@@ -55,12 +55,13 @@ def _verified_claims(b: Broker, req: Req, package: str):
     if scheme.lower() != "bearer" or not token.strip():
         raise ExchangeRefused(401, "send the CI job's OIDC token as `Authorization: Bearer <jwt>`")
     token = token.strip()
+    unverified_iss = None
     try:
-        unverified_iss = jwt.decode(token, options={"verify_signature": False}).get("iss")
-    except jwt.InvalidTokenError:
-        unverified_iss = None
-    issuer = b.issuers.get(unverified_iss) if isinstance(unverified_iss, str) else None
-    try:
+        try:
+            unverified_iss = jwt.decode(token, options={"verify_signature": False}).get("iss")
+        except jwt.InvalidTokenError:
+            raise TokenRejected("the OIDC token is not a JWT") from None
+        issuer = b.issuers.get(unverified_iss) if isinstance(unverified_iss, str) else None
         if issuer is None:
             raise TokenRejected("the OIDC token's issuer is not one this registry trusts "
                                 f"({', '.join(sorted(b.issuers))})")
@@ -96,8 +97,15 @@ def _match_and_mint(b: Broker, conn, issuer: TrustedIssuer, claims, package: str
                           kind=TokenKind.TRUST, name=f"oidc:{claims.repository}", trust_package=package,
                           trust_permissions=sorted(match.permissions),
                           trust_relationships=[r.id for r in match.granted],
+                          origin=_origin(issuer.provider.seen(claims)),
                           expires_at=time.time() + b.settings.oidc_token_ttl)
     return match, token
+
+
+def _origin(seen: dict) -> dict:
+    """What a stage made with this token shows its approver about where it was built."""
+    keys = ("repository", "workflow_ref", "ref", "sha", "run_id", "run_attempt", "actor", "environment")
+    return {k: seen[k] for k in keys if seen.get(k)}
 
 
 def _no_match_message(issuer: TrustedIssuer, claims, package: str, match: Match, any_relationships: bool) -> str:

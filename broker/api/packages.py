@@ -14,7 +14,7 @@ from ..domain.packument import (ABBREVIATED_TYPE, PackageView, PublishedVersion,
 from ..domain.publish import InvalidDocument, PublishRequest, parse_publish_document
 from ..domain.versions import highest
 from ..errors import RegistryError, bad_request, conflict, forbidden, not_found
-from ..store import accounts, audit, registry
+from ..store import accounts, audit, registry, staging
 from ..store.accounts import User
 from ..store.registry import Package
 from ..domain.trust import CREATE_PACKAGE
@@ -138,7 +138,7 @@ def publish(b: Broker, req: Req, name: PackageName, body: Any):
     if trust_token_for(cred, name.name):
         return _publish_as_trust(b, req, name, body, cred)
     cred, user = require_account(b, req)
-    request = _parsed(b, name, body)
+    request = parse_document(b, name, body)
     if not cred.may_write(name.name):
         raise forbidden(f"this token cannot publish {name}: its packages, scopes or read-only permission exclude it")
     with b.db.read() as conn:
@@ -157,7 +157,7 @@ def _publish_as_trust(b: Broker, req: Req, name: PackageName, body: Any, cred: C
     if CREATE_PACKAGE not in cred.trust_permissions:
         raise forbidden("OIDC permission denied for this action: the trust relationship of "
                         f"{name} does not allow npm publish (--allow-publish); use `npm stage publish`")
-    request = _parsed(b, name, body)
+    request = parse_document(b, name, body)
     with b.db.read() as conn:
         if registry.package(conn, name.name) is None:
             raise _not_found(name)
@@ -166,7 +166,7 @@ def _publish_as_trust(b: Broker, req: Req, name: PackageName, body: Any, cred: C
     return json_response({"success": True})
 
 
-def _parsed(b: Broker, name: PackageName, body: Any) -> PublishRequest:
+def parse_document(b: Broker, name: PackageName, body: Any) -> PublishRequest:
     try:
         return parse_publish_document(body, name.name, b.settings.max_tarball_bytes)
     except InvalidDocument as exc:
@@ -212,8 +212,10 @@ def _check_version_free(conn, request: PublishRequest) -> None:
     if row is None:
         return
     if row.state == "staged":
-        raise conflict(f"version {request.version} of {request.package} is staged: approve it with "
-                       f"`npm stage approve`, or reject it first and publish a new version")
+        stage = staging.stage_of_version(conn, request.package.name, request.version)
+        stage_id = stage.id if stage else "?"
+        raise conflict(f"version {request.version} of {request.package} is staged (stage {stage_id}): approve it "
+                       f"with `npm stage approve {stage_id}`, or reject it and publish a new version")
     raise forbidden(f"You cannot publish over the previously published versions: {request.version}.")
 
 
@@ -234,7 +236,7 @@ def update_metadata(b: Broker, req: Req, name: PackageName, body: Any):
         registry.touch(conn, name.name)
         audit.record(conn, "package.updated", actor=user.name, package=name.name, auth=cred.kind.value,
                      unpublished=removed, owners_changed="maintainers" in body)
-    _delete_unused_blobs(b, removed)
+    delete_unused_blobs(b, removed)
     return json_response({"ok": True})
 
 
@@ -301,7 +303,7 @@ def unpublish_all(b: Broker, req: Req):
         registry.touch(conn, name.name)
         audit.record(conn, "package.unpublished", actor=user.name, package=name.name, auth=cred.kind.value,
                      versions=[r.version for r in rows])
-    _delete_unused_blobs(b, [r.blob for r in rows if r.blob])
+    delete_unused_blobs(b, [r.blob for r in rows if r.blob])
     return json_response({"ok": True})
 
 
@@ -316,7 +318,7 @@ def delete_tarball(b: Broker, req: Req):
     return json_response({"ok": True})
 
 
-def _delete_unused_blobs(b: Broker, blobs: list[str]) -> None:
+def delete_unused_blobs(b: Broker, blobs: list[str]) -> None:
     for blob in blobs:
         with b.db.read() as conn:
             if registry.blob_in_use(conn, blob):

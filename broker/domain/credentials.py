@@ -51,6 +51,7 @@ class Credential:
     cidr_whitelist: tuple[str, ...] = ()
     trust_package: str | None = None
     trust_permissions: frozenset[str] = field(default_factory=frozenset)
+    origin: dict = field(default_factory=dict, compare=False)  # trust tokens: where the CI job ran
 
     def covers(self, package: str) -> bool:
         """Whether the token's package/scope selection includes this package."""

@@ -112,6 +112,7 @@ class TokenRow:
     cidr_whitelist: list[str]
     trust_package: str | None
     trust_permissions: list[str]
+    origin: dict
     created_at: float
     expires_at: float | None
 
@@ -120,7 +121,7 @@ def _token(row) -> TokenRow:
     return TokenRow(row.id, row.display, row.user_id, TokenKind(row.kind), row.name, bool(row.readonly),
                     bool(row.bypass_2fa), json.loads(row.packages), json.loads(row.scopes),
                     json.loads(row.cidr_whitelist), row.trust_package, json.loads(row.trust_permissions),
-                    row.created_at, row.expires_at)
+                    json.loads(row.origin), row.created_at, row.expires_at)
 
 
 def insert_token(conn: Connection, *, digest: str, display: str, user_id: int | None, kind: TokenKind,
@@ -128,7 +129,7 @@ def insert_token(conn: Connection, *, digest: str, display: str, user_id: int | 
                  bypass_2fa: bool = False, packages: list[str] | None = None, scopes: list[str] | None = None,
                  cidr_whitelist: list[str] | None = None, trust_package: str | None = None,
                  trust_permissions: list[str] | None = None, trust_relationships: list[str] | None = None,
-                 expires_at: float | None = None) -> TokenRow:
+                 origin: dict | None = None, expires_at: float | None = None) -> TokenRow:
     token_id = str(uuid.uuid4())
     conn.execute(insert(tokens).values(
         id=token_id, digest=digest, display=display, user_id=user_id, kind=kind.value, name=name,
@@ -136,7 +137,7 @@ def insert_token(conn: Connection, *, digest: str, display: str, user_id: int | 
         packages=json.dumps(packages or []), scopes=json.dumps(scopes or []),
         cidr_whitelist=json.dumps(cidr_whitelist or []), trust_package=trust_package,
         trust_permissions=json.dumps(sorted(trust_permissions or [])),
-        trust_relationships=json.dumps(trust_relationships or []), created_at=time.time(), expires_at=expires_at))
+        trust_relationships=json.dumps(trust_relationships or []), origin=json.dumps(origin or {}), created_at=time.time(), expires_at=expires_at))
     return _token(conn.execute(select(tokens).where(tokens.c.id == token_id)).one())
 
 
@@ -176,4 +177,4 @@ def credential_for(row: TokenRow, username: str | None) -> Credential:
         user_id=row.user_id, username=username if row.user_id is not None else row.name, kind=row.kind, token_id=row.id, bypass_2fa=row.bypass_2fa,
         read_only=row.readonly, packages=tuple(row.packages), scopes=tuple(row.scopes),
         cidr_whitelist=tuple(row.cidr_whitelist), trust_package=row.trust_package,
-        trust_permissions=frozenset(row.trust_permissions))
+        trust_permissions=frozenset(row.trust_permissions), origin=row.origin)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import (Boolean, Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text,
+from sqlalchemy import (Boolean, Column, Float, ForeignKey, ForeignKeyConstraint, Index, Integer, MetaData, String, Table, Text,
                         UniqueConstraint)
 
 metadata = MetaData()
@@ -59,6 +59,7 @@ tokens = Table(
     Column("trust_package", String(214)),
     Column("trust_permissions", Text, nullable=False, default="[]"),
     Column("trust_relationships", Text, nullable=False, default="[]"),
+    Column("origin", Text, nullable=False, default="{}"),  # for trust tokens: where the job ran
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float),
     Index("ix_tokens_user", "user_id"),
@@ -91,6 +92,29 @@ versions = Table(
     Column("manifest", Text, nullable=False),  # JSON, dist without tarball URL
     Column("blob", String(128)),  # sha512 hex of the tarball; None once unpublished
     Column("created_at", Float, nullable=False),
+)
+
+# A staged version: its number, manifest and blob live in `versions` (state "staged"), so that
+# published and staged versions share one version-number space.
+stages = Table(
+    "stages", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("package", String(214), nullable=False),
+    Column("version", String(256), nullable=False),
+    Column("tag", String(128), nullable=False),
+    Column("readme", Text, nullable=False, default=""),
+    Column("integrity", String(255), nullable=False),
+    Column("shasum", String(64), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("actor_type", String(16), nullable=False),
+    Column("origin", Text, nullable=False, default="{}"),
+    Column("idempotency_key", String(255)),
+    Column("created_at", Float, nullable=False),
+    ForeignKeyConstraint(["package", "version"], ["versions.package", "versions.version"], ondelete="CASCADE"),
+    UniqueConstraint("package", "version", name="uq_stage_version"),
+    UniqueConstraint("package", "idempotency_key", name="uq_stage_idempotency"),
+    Index("ix_stages_created", "created_at"),
 )
 
 dist_tags = Table(
@@ -133,4 +157,4 @@ audit_log = Table(
 )
 
 __all__ = ["metadata", "users", "recovery_codes", "otp_steps", "otp_failures", "tokens", "packages",
-           "owners", "versions", "dist_tags", "trust_relationships", "oidc_jtis", "audit_log", "UniqueConstraint"]
+           "owners", "versions", "stages", "dist_tags", "trust_relationships", "oidc_jtis", "audit_log", "UniqueConstraint"]

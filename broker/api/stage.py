@@ -1,0 +1,187 @@
+"""`npm stage publish|list|view|download|approve|reject`: staged publishing."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from starlette.responses import Response
+
+from ..domain.credentials import Action, Credential, Refused, TokenKind, second_factor
+from ..domain.names import PackageName
+from ..domain.packument import iso
+from ..domain.publish import PublishRequest
+from ..domain.staging import (StageItem, actor_type, may_stage, page_of, parse_stage_id,
+                              valid_idempotency_key)
+from ..errors import RegistryError, bad_request, conflict, forbidden, not_found
+from ..store import audit, registry
+from ..store import staging as stage_store
+from ..store.accounts import User
+from ..store.staging import StageRow, Visible
+from .auth import enforce, require_account, require_login
+from .context import Broker
+from .http import Req, json_response
+from .packages import delete_unused_blobs, package_name, parse_document
+
+
+def _item(row: StageRow) -> dict:
+    origin = row.origin
+    workflow = origin.get("workflow_ref")
+    return StageItem(
+        id=row.id, package_name=row.package, version=row.version, tag=row.tag, created_at=iso(row.created_at),
+        actor=row.actor, actor_type=row.actor_type, shasum=row.shasum, integrity=row.integrity, size=row.size,
+        repository=origin.get("repository"), workflow=workflow, ref=origin.get("ref"), sha=origin.get("sha"),
+        run_id=origin.get("run_id")).wire()
+
+
+# --- stage publish ----------------------------------------------------------------------------
+
+def stage_publish(b: Broker, req: Req):
+    name = package_name(req)
+    cred = require_login(b, req)
+    key = req.headers.get("idempotency-key")
+    if not valid_idempotency_key(key):
+        raise bad_request("Idempotency-Key must be 1 to 255 printable ASCII characters")
+    decision = may_stage(cred, name.name)
+    if isinstance(decision, Refused):
+        raise forbidden(decision.reason)
+    actor = _stager(b, cred, name)
+    request = parse_document(b, name, req.json())
+    with b.db.read() as conn:
+        if key is not None and (earlier := _replayed(conn, name, key, request)) is not None:
+            return json_response({"stageId": earlier}, status=201)
+        _check_free(conn, request)
+    stage_id = _commit_stage(b, request, cred, actor, key)
+    return json_response({"stageId": stage_id}, status=201)
+
+
+def _stager(b: Broker, cred: Credential, name: PackageName) -> str:
+    """Who the stage is recorded as; the package must exist and (for accounts) be theirs."""
+    with b.db.read() as conn:
+        if registry.package(conn, name.name) is None:
+            raise not_found(f"package {name} not found: staging needs an existing package, "
+                            "publish its first version with `npm publish`")
+        if cred.kind is TokenKind.TRUST:
+            return cred.origin.get("repository") or cred.username or "trust"
+        if cred.user_id is None or not registry.is_owner(conn, name.name, cred.user_id):
+            raise forbidden(f'You do not have permission to stage "{name}": you are not one of its owners')
+    return cred.username or ""
+
+
+def _replayed(conn, name: PackageName, key: str, request: PublishRequest) -> str | None:
+    earlier = stage_store.stage_by_key(conn, name.name, key)
+    if earlier is None:
+        return None
+    if earlier.integrity != request.digests.integrity:
+        raise conflict(f"Idempotency-Key {key!r} was used for stage {earlier.id} with other content "
+                       f"({earlier.package}@{earlier.version}); use a new key for a new upload")
+    return earlier.id
+
+
+def _check_free(conn, request: PublishRequest) -> None:
+    row = registry.version_row(conn, request.package.name, request.version)
+    if row is None:
+        return
+    if row.state == "staged":
+        stage = stage_store.stage_of_version(conn, request.package.name, request.version)
+        raise conflict(f"version {request.version} of {request.package} is already staged "
+                       f"(stage {stage.id if stage else '?'}); reject it first or stage a new version")
+    raise forbidden(f"version {request.version} of {request.package} was already published; "
+                    "a version number can be used only once: stage a new version")
+
+
+def _commit_stage(b: Broker, request: PublishRequest, cred: Credential, actor: str, key: str | None) -> str:
+    blob = b.blobs.put(request.tarball)  # durable before any row refers to it
+    stage = StageRow(id=str(uuid.uuid4()), package=request.package.name, version=request.version, tag=request.tag,
+                     readme=request.readme, integrity=request.digests.integrity, shasum=request.digests.shasum,
+                     size=request.digests.size, actor=actor, actor_type=actor_type(cred), origin=cred.origin,
+                     idempotency_key=key, created_at=time.time())
+    with b.db.write() as conn:
+        if not registry.claim_version(conn, stage.package, stage.version, "staged", request.manifest, blob):
+            if key is not None and (earlier := _replayed(conn, request.package, key, request)) is not None:
+                return earlier
+            _check_free(conn, request)
+            raise conflict(f"version {stage.version} of {stage.package} was just taken; stage a new version")
+        if not stage_store.insert_stage(conn, stage):
+            raise conflict(f"Idempotency-Key {key!r} was just used for another stage of {stage.package}")
+        audit.record(conn, "stage.created", actor=actor, package=stage.package, version=stage.version,
+                     tag=stage.tag, stage_id=stage.id, auth=cred.kind.value, token_id=cred.token_id,
+                     integrity=stage.integrity, origin=cred.origin)
+    return stage.id
+
+
+# --- list, view, download -----------------------------------------------------------------------
+
+def _visible_stage(b: Broker, req: Req, cred: Credential, user: User) -> StageRow:
+    stage_id = parse_stage_id(req.params["id"])
+    if stage_id is None:
+        raise bad_request("stage-id must be a valid UUID")
+    with b.db.read() as conn:
+        stage = stage_store.stage_by_id(conn, stage_id)
+        visible = stage is not None and registry.is_owner(conn, stage.package, user.id) and \
+            cred.may_write(stage.package)
+    if not visible:
+        raise not_found(f"no staged package with id {stage_id} that you can see "
+                        "(it may have been approved or rejected already)")
+    return stage
+
+
+def list_stages(b: Broker, req: Req):
+    cred, user = require_account(b, req)
+    page = page_of(req.query.get("page"), req.query.get("perPage"))
+    if cred.read_only:
+        return json_response({"items": [], "total": 0})
+    visible = Visible(owner_id=user.id, packages=cred.packages, scopes=cred.scopes, package=req.query.get("package"))
+    with b.db.read() as conn:
+        rows, total = stage_store.list_stages(conn, visible, page.offset, page.size)
+    return json_response({"items": [_item(r) for r in rows], "total": total})
+
+
+def view_stage(b: Broker, req: Req):
+    cred, user = require_account(b, req)
+    return json_response(_item(_visible_stage(b, req, cred, user)))
+
+
+def download_stage(b: Broker, req: Req):
+    cred, user = require_account(b, req)
+    stage = _visible_stage(b, req, cred, user)
+    with b.db.read() as conn:
+        row = registry.version_row(conn, stage.package, stage.version)
+    data = b.blobs.get(row.blob) if row and row.blob else None
+    if data is None:
+        raise not_found(f"the tarball of stage {stage.id} is gone (approved or rejected meanwhile)")
+    return Response(data, media_type="application/octet-stream")
+
+
+# --- approve, reject ------------------------------------------------------------------------------
+
+def _review(b: Broker, req: Req) -> tuple[Credential, User, StageRow, str | None]:
+    cred, user = require_account(b, req)  # trust tokens get their 403 here
+    stage = _visible_stage(b, req, cred, user)
+    how = enforce(b, user, second_factor(cred, user.tfa_mode, Action.STAGE_REVIEW), req.otp)
+    return cred, user, stage, how
+
+
+def approve(b: Broker, req: Req):
+    cred, user, stage, how = _review(b, req)
+    with b.db.write() as conn:
+        if not stage_store.publish_staged(conn, stage):
+            raise RegistryError(409, f"stage {stage.id} was approved or rejected meanwhile")
+        registry.set_tag(conn, stage.package, stage.tag, stage.version)
+        registry.touch(conn, stage.package, **({"readme": stage.readme} if stage.tag == "latest" else {}))
+        audit.record(conn, "stage.approved", actor=user.name, package=stage.package, version=stage.version,
+                     tag=stage.tag, stage_id=stage.id, auth=cred.kind.value, token_id=cred.token_id,
+                     second_factor=how, staged_by=stage.actor, integrity=stage.integrity)
+    return json_response({"ok": True, "id": stage.id, "packageName": stage.package, "version": stage.version,
+                          "tag": stage.tag})
+
+
+def reject(b: Broker, req: Req):
+    cred, user, stage, how = _review(b, req)
+    with b.db.write() as conn:
+        blob = stage_store.discard_staged(conn, stage)
+        audit.record(conn, "stage.rejected", actor=user.name, package=stage.package, version=stage.version,
+                     stage_id=stage.id, auth=cred.kind.value, token_id=cred.token_id, second_factor=how,
+                     staged_by=stage.actor)
+    delete_unused_blobs(b, [blob] if blob else [])
+    return json_response({"ok": True})

@@ -1,0 +1,118 @@
+"""Queries for staged versions."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from .tables import owners, stages, versions
+
+
+@dataclass(frozen=True)
+class StageRow:
+    id: str
+    package: str
+    version: str
+    tag: str
+    readme: str
+    integrity: str
+    shasum: str
+    size: int
+    actor: str
+    actor_type: str
+    origin: dict
+    idempotency_key: str | None
+    created_at: float
+
+
+def _stage(row) -> StageRow:
+    return StageRow(row.id, row.package, row.version, row.tag, row.readme, row.integrity, row.shasum, row.size,
+                    row.actor, row.actor_type, json.loads(row.origin), row.idempotency_key, row.created_at)
+
+
+def insert_stage(conn: Connection, row: StageRow) -> bool:
+    """False when the idempotency key is taken for this package (the unique constraint decides)."""
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(stages).values(
+                id=row.id, package=row.package, version=row.version, tag=row.tag, readme=row.readme,
+                integrity=row.integrity, shasum=row.shasum, size=row.size, actor=row.actor,
+                actor_type=row.actor_type, origin=json.dumps(row.origin), idempotency_key=row.idempotency_key,
+                created_at=row.created_at))
+    except IntegrityError:
+        return False
+    return True
+
+
+def stage_by_id(conn: Connection, stage_id: str) -> StageRow | None:
+    row = conn.execute(select(stages).where(stages.c.id == stage_id)).first()
+    return _stage(row) if row else None
+
+
+def stage_by_key(conn: Connection, package: str, key: str) -> StageRow | None:
+    row = conn.execute(select(stages).where(stages.c.package == package, stages.c.idempotency_key == key)).first()
+    return _stage(row) if row else None
+
+
+def stage_of_version(conn: Connection, package: str, version: str) -> StageRow | None:
+    row = conn.execute(select(stages).where(stages.c.package == package, stages.c.version == version)).first()
+    return _stage(row) if row else None
+
+
+@dataclass(frozen=True)
+class Visible:
+    """Which stages a caller sees: of packages they own, narrowed by their token's selection."""
+
+    owner_id: int
+    packages: tuple[str, ...] = ()
+    scopes: tuple[str, ...] = ()
+    package: str | None = None
+
+
+def _visible(v: Visible):
+    owned = select(owners.c.package).where(owners.c.user_id == v.owner_id)
+    condition = stages.c.package.in_(owned)
+    if v.packages or v.scopes:
+        selected = [stages.c.package.like(f"{scope}/%") for scope in v.scopes]
+        if v.packages:
+            selected.append(stages.c.package.in_(v.packages))
+        condition = and_(condition, or_(*selected))
+    if v.package is not None:
+        condition = and_(condition, stages.c.package == v.package)
+    return condition
+
+
+def list_stages(conn: Connection, visible: Visible, offset: int, limit: int) -> tuple[list[StageRow], int]:
+    condition = _visible(visible)
+    total = conn.execute(select(func.count()).select_from(stages).where(condition)).scalar_one()
+    rows = conn.execute(select(stages).where(condition).order_by(stages.c.created_at.desc(), stages.c.id)
+                        .offset(offset).limit(limit)).all()
+    return [_stage(r) for r in rows], total
+
+
+def publish_staged(conn: Connection, stage: StageRow) -> bool:
+    """Turn the staged version into a published one and drop the stage, in the caller's transaction.
+
+    False when another approval or a rejection got there first.
+    """
+    flipped = conn.execute(update(versions).where(
+        versions.c.package == stage.package, versions.c.version == stage.version, versions.c.state == "staged")
+        .values(state="published", created_at=time.time())).rowcount
+    if flipped != 1:
+        return False
+    return conn.execute(delete(stages).where(stages.c.id == stage.id)).rowcount == 1
+
+
+def discard_staged(conn: Connection, stage: StageRow) -> str | None:
+    """Delete the stage and free its version number; the blob key to delete once committed."""
+    blob = conn.execute(select(versions.c.blob).where(
+        versions.c.package == stage.package, versions.c.version == stage.version,
+        versions.c.state == "staged")).scalar_one_or_none()
+    conn.execute(delete(stages).where(stages.c.id == stage.id))
+    conn.execute(delete(versions).where(versions.c.package == stage.package, versions.c.version == stage.version,
+                                        versions.c.state == "staged"))
+    return blob
