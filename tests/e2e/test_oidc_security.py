@@ -285,3 +285,22 @@ def test_a_minted_token_used_after_its_ttl_is_refused(short_ttl_broker, issuer, 
     response = httpx.put(short_ttl_broker.url + name, json=publish_document(name, "1.1.0"),
                          headers={"authorization": f"Bearer {minted}"})
     assert response.status_code == 401 and "expired" in response.json()["error"]
+
+
+def test_a_publish_only_relationship_cannot_stage(accounts, issuer, broker):
+    _, name = trusted(accounts, relationship(permissions=["createPackage"]))
+    minted = exchange(broker.url, name, issuer.token()).json()["token"]
+    response = httpx.post(f"{broker.url}-/stage/package/{name}", json=publish_document(name, "1.1.0"),
+                          headers={"authorization": f"Bearer {minted}"})
+    assert_refused(response, 403, "OIDC permission denied", "--allow-stage-publish")
+
+
+def test_a_minted_token_stages_only_its_own_package(target, issuer, broker, accounts):
+    _, name = target
+    _, other = trusted(accounts, relationship())
+    minted = exchange(broker.url, name, issuer.token()).json()["token"]
+    auth = {"authorization": f"Bearer {minted}"}
+    response = httpx.post(f"{broker.url}-/stage/package/{other}", json=publish_document(other, "3.0.0"), headers=auth)
+    assert_refused(response, 403, "minted for")
+    ok = httpx.post(f"{broker.url}-/stage/package/{name}", json=publish_document(name, "3.0.0"), headers=auth)
+    assert ok.status_code == 201, ok.text

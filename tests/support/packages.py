@@ -20,7 +20,7 @@ def make_package(root: Path, name: str, version: str = "1.0.0", **fields) -> Pat
     directory = root / f"src-{uuid.uuid4().hex[:8]}"
     directory.mkdir(parents=True)
     manifest = {"name": name, "version": version, "description": f"test package {name}", "license": "MIT",
-                "repository": {"type": "git", "url": "https://github.com/example/demo"}, **fields}
+                "repository": {"type": "git", "url": "git+https://github.com/example/demo.git"}, **fields}
     (directory / "package.json").write_text(json.dumps(manifest, indent=2))
     (directory / "index.js").write_text(f"module.exports = {json.dumps(name + '@' + version)}\n")
     (directory / "README.md").write_text(f"# {name}\n")
