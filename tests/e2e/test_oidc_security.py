@@ -304,3 +304,14 @@ def test_a_minted_token_stages_only_its_own_package(target, issuer, broker, acco
     assert_refused(response, 403, "minted for")
     ok = httpx.post(f"{broker.url}-/stage/package/{name}", json=publish_document(name, "3.0.0"), headers=auth)
     assert ok.status_code == 201, ok.text
+
+
+def test_a_trust_relationship_is_the_exception_to_a_no_tokens_publishing_policy(accounts, issuer, broker):
+    account, name = trusted(accounts, relationship(permissions=["createPackage"]))
+    policy = account.http("POST", f"-/package/{name}/access", otp=True,
+                          json={"publish_requires_tfa": True, "automation_token_overrides_tfa": False})
+    assert policy.status_code == 200, policy.text
+    minted = exchange(broker.url, name, issuer.token()).json()["token"]
+    response = httpx.put(broker.url + name, json=publish_document(name, "1.1.0"),
+                         headers={"authorization": f"Bearer {minted}"})
+    assert response.status_code == 200, response.text
