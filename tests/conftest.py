@@ -36,3 +36,14 @@ def npm_cache(tmp_path_factory) -> Path:
 @pytest.fixture
 def accounts(broker, npm_cache, tmp_path) -> Accounts:
     return Accounts(broker.url, tmp_path, npm_cache)
+
+
+def pytest_terminal_summary(terminalreporter):
+    from tests.unit.test_pack_equality import RESULTS
+
+    if RESULTS:
+        total = len(RESULTS)
+        line = (f"pack equality over {total} fixtures: tar bytes identical {sum(r['tar'] for r in RESULTS.values())}"
+                f"/{total}, integrity identical {sum(r['integrity'] for r in RESULTS.values())}/{total}, "
+                f"listing order identical {sum(r['order'] for r in RESULTS.values())}/{total}")
+        terminalreporter.write_line(line)

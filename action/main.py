@@ -1,0 +1,123 @@
+"""stagegate-action: read inputs → pack → OIDC token → exchange → stage (or publish) → outputs."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from actions_toolkit import core
+from actions_toolkit.command import issue_command
+
+from . import checks, report
+from .checks import CheckFailed
+from .inputs import InputError, Inputs, read_inputs
+from .oidc import OidcError, exchange, request_id_token
+from .pack import PackError, Packed, from_tarball, lifecycle_scripts, pack
+from .registry import Registry, RegistryError, document, escaped
+from .http import TIMEOUT
+
+FAILURES = (InputError, PackError, CheckFailed, OidcError, RegistryError)
+
+
+@contextmanager
+def group(title: str):
+    core.start_group(title)
+    try:
+        yield
+    finally:
+        core.end_group()
+
+
+def annotate(kind: str, message: str, title: str) -> None:
+    """::error / ::warning / ::notice with a title (the toolkit's helpers add empty file= etc.)."""
+    issue_command(kind, {"title": title}, message)
+
+
+def idempotency_key(integrity: str) -> str:
+    """The same run attempt uploading the same bytes gets the same key: a retry finds its stage."""
+    seed = ":".join([os.environ.get("GITHUB_REPOSITORY", ""), os.environ.get("GITHUB_RUN_ID", "local"),
+                     os.environ.get("GITHUB_RUN_ATTEMPT", "1"), integrity])
+    return "stagegate-action-" + hashlib.sha256(seed.encode()).hexdigest()[:40]
+
+
+def _packed(inputs: Inputs, workspace: Path) -> Packed:
+    if inputs.tarball:
+        return from_tarball(workspace / inputs.tarball)
+    directory = workspace / inputs.path
+    packed = pack(directory)
+    scripts = lifecycle_scripts(packed.manifest)
+    if scripts:
+        annotate("warning", f"package.json declares {', '.join(scripts)}; this action has no Node and does not run "
+                     "lifecycle scripts. Build and `npm pack` in an earlier step and pass the .tgz as the "
+                     "`tarball` input if the package needs them.", "Lifecycle scripts not run")
+    return packed
+
+
+def _on_retry(state) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    annotate("warning", f"attempt {state.attempt_number} failed ({exc}); retrying", "Registry retry")
+
+
+def run(inputs: Inputs) -> dict[str, str]:
+    workspace = Path(os.environ.get("GITHUB_WORKSPACE", "."))
+    with group("Pack"):
+        packed = _packed(inputs, workspace)
+        for line in report.listing(packed):
+            print(line)
+    manifest = packed.manifest
+    tag, default_tag = checks.resolved_tag(manifest, inputs.tag)
+    checks.check_local(manifest, default_tag)
+    outputs = {"stage-id": "", "package": manifest["name"], "version": manifest["version"], "tag": tag,
+               "integrity": packed.integrity, "shasum": packed.shasum}
+    with httpx.Client(timeout=TIMEOUT, follow_redirects=False) as client:
+        token = None
+        if not inputs.dry_run:
+            with group("Exchange the job's OIDC token"):
+                id_token = request_id_token(client, inputs.oidc_audience)
+                core.set_secret(id_token)
+                token = exchange(client, inputs.registry_origin, escaped(manifest["name"]), id_token)
+                core.set_secret(token)
+                print(f"got a short-lived token for {manifest['name']} from {inputs.registry_origin}")
+        registry = Registry(client, inputs.registry, token or "", on_retry=_on_retry)
+        if token is None:
+            registry.auth = {}
+        with group("Check the registry"):
+            checks.check_against_registry(manifest, default_tag, registry.packument(manifest["name"]))
+            print(f"{manifest['name']}@{manifest['version']} can be {inputs.mode}d with tag {tag}")
+        if inputs.dry_run:
+            return outputs
+        body = document(packed, inputs.registry, tag, inputs.access)
+        with group("Stage" if inputs.mode == "stage" else "Publish"):
+            if inputs.mode == "stage":
+                outputs["stage-id"] = registry.stage(manifest["name"], body, idempotency_key(packed.integrity))
+                print(f"+ {manifest['name']}@{manifest['version']} (staged with id {outputs['stage-id']})")
+            else:
+                registry.publish(manifest["name"], body, packed.integrity)
+                print(f"+ {manifest['name']}@{manifest['version']}")
+    return outputs
+
+
+def main() -> int:
+    try:
+        inputs = read_inputs()
+        outputs = run(inputs)
+    except FAILURES as exc:
+        title = {InputError: "Invalid input", PackError: "Cannot pack", CheckFailed: "Not publishable",
+                 OidcError: "OIDC token exchange failed", RegistryError: "Registry refused"}[type(exc)]
+        annotate("error", str(exc), title)
+        return 1
+    for key, value in outputs.items():
+        core.set_output(key, value)
+    report.write_summary(report.summary(outputs, inputs.registry, inputs.mode, inputs.dry_run))
+    if outputs["stage-id"]:
+        annotate("notice", "\n".join(["Staged; a maintainer approves it with 2FA:", *report.next_commands(
+            inputs.registry, outputs["stage-id"])]), f"Staged {outputs['package']}@{outputs['version']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""The broker's registry routes the action uses: packument, stage, publish."""
+
+from __future__ import annotations
+
+import base64
+
+import httpx
+
+from .http import RetryableStatus, send
+from .pack import Packed
+
+
+class RegistryError(Exception):
+    pass
+
+
+def escaped(name: str) -> str:
+    return name.replace("/", "%2f") if name.startswith("@") else name
+
+
+def _error(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+        return body.get("error") or body.get("message") or response.text[:500]
+    except ValueError:
+        return response.text[:500] or response.reason_phrase
+
+
+def document(packed: Packed, registry: str, tag: str, access: str | None) -> dict:
+    """The same document `npm publish` PUTs (and `npm stage publish` POSTs)."""
+    manifest = packed.manifest
+    name, version = manifest["name"], manifest["version"]
+    filename = f"{name}-{version}.tgz"
+    return {
+        "_id": name, "name": name, "description": manifest.get("description", ""),
+        "dist-tags": {tag: version}, "access": access,
+        "versions": {version: {**manifest, "_id": f"{name}@{version}", "readme": packed.readme,
+                               "dist": {"integrity": packed.integrity, "shasum": packed.shasum,
+                                        "tarball": f"{registry}{name}/-/{filename}"}}},
+        "_attachments": {filename: {"content_type": "application/octet-stream",
+                                    "data": base64.b64encode(packed.tarball).decode(),
+                                    "length": len(packed.tarball)}},
+    }
+
+
+class Registry:
+    def __init__(self, client: httpx.Client, url: str, token: str, on_retry=None) -> None:
+        self.client, self.url, self.on_retry = client, url, on_retry
+        self.auth = {"authorization": f"Bearer {token}"}
+
+    def _send(self, method: str, path: str, **kwargs) -> httpx.Response:
+        try:
+            return send(self.client, method, self.url + path, on_retry=self.on_retry,
+                        headers={**self.auth, **kwargs.pop("headers", {})}, **kwargs)
+        except RetryableStatus as exc:
+            raise RegistryError(f"the registry kept failing ({exc.response.status_code}: "
+                                f"{_error(exc.response)}); gave up after retries") from None
+        except httpx.HTTPError as exc:
+            raise RegistryError(f"cannot reach the registry at {self.url}: {exc.__class__.__name__}") from None
+
+    def packument(self, name: str) -> dict | None:
+        response = self._send("GET", escaped(name), headers={"accept": "application/json"})
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise RegistryError(f"reading {name} failed ({response.status_code}): {_error(response)}")
+        return response.json()
+
+    def stage(self, name: str, body: dict, idempotency_key: str) -> str:
+        response = self._send("POST", f"-/stage/package/{escaped(name)}", json=body,
+                              headers={"idempotency-key": idempotency_key})
+        if response.status_code not in (200, 201):
+            raise RegistryError(f"staging failed ({response.status_code}): {_error(response)}")
+        stage_id = response.json().get("stageId")
+        if not isinstance(stage_id, str):
+            raise RegistryError("the registry's stage answer has no stageId")
+        return stage_id
+
+    def publish(self, name: str, body: dict, integrity: str) -> None:
+        response = self._send("PUT", escaped(name), json=body)
+        if response.status_code in (200, 201):
+            return
+        if response.status_code == 403 and self._already_ours(name, body, integrity):
+            return  # an earlier attempt landed before its answer was lost
+        raise RegistryError(f"publishing failed ({response.status_code}): {_error(response)}")
+
+    def _already_ours(self, name: str, body: dict, integrity: str) -> bool:
+        (version,) = body["versions"]
+        packument = self.packument(name) or {}
+        published = packument.get("versions", {}).get(version, {})
+        return published.get("dist", {}).get("integrity") == integrity

@@ -1,0 +1,186 @@
+"""stagegate-action run as GitHub runs it, against a real broker and the fake OIDC issuer; its
+stages are then approved with the real `npm stage approve` and installed with `npm install`."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+import httpx
+import pytest
+
+from tests.support.action import run_action
+from tests.support.flaky import FlakyProxy
+from tests.support.npm import base_env, npm_command
+from tests.support.packages import make_package, publish_document, unique_name
+
+TRUST = {"type": "github", "claims": {"repository": "acme/widget", "workflow_ref": {"file": "release.yml"}}}
+
+
+def maintained(accounts, tmp_path, permissions=("createStagedPackage",), version="1.1.0", **fields):
+    """A package whose owner has 2FA and trusts acme/widget's release.yml; its next version's sources."""
+    account = accounts.create()
+    name = unique_name()
+    assert account.http("PUT", name, json=publish_document(name, "1.0.0")).status_code == 200
+    account.enable_2fa()
+    created = account.http("POST", f"-/package/{name}/trust", otp=True,
+                           json=[{**TRUST, "permissions": list(permissions)}])
+    assert created.status_code == 201, created.text
+    workspace = tmp_path / "workspace"
+    source = make_package(workspace, name, version, **fields)
+    return account, name, workspace, source.relative_to(workspace).as_posix()
+
+
+def action(tmp_path, workspace, registry, issuer, job=None, **inputs):
+    job_env = issuer.job(**(job or {})) if job is not False else {}
+    return run_action(workspace, tmp_path / "runner", {"registry": registry, **inputs}, job_env)
+
+
+def masked_values(stdout: str) -> list[str]:
+    return re.findall(r"^::add-mask::(.+)$", stdout, re.M)
+
+
+def test_stages_then_a_maintainer_approves_and_installs(accounts, issuer, broker, tmp_path):
+    account, name, workspace, path = maintained(accounts, tmp_path)
+    run = action(tmp_path, workspace, broker.url, issuer, path=path)
+    assert run.returncode == 0, run
+    stage_id = run.outputs["stage-id"]
+    assert re.fullmatch(r"[0-9a-f-]{36}", stage_id)
+    assert run.outputs["package"] == name and run.outputs["version"] == "1.1.0" and run.outputs["tag"] == "latest"
+    assert run.outputs["integrity"].startswith("sha512-") and len(run.outputs["shasum"]) == 40
+    assert f"npm stage approve {stage_id} --registry {broker.url}" in run.summary
+    assert f"npm stage view {stage_id}" in run.summary and f"npm stage download {stage_id}" in run.summary
+    for secret in masked_values(run.stdout):
+        assert run.stdout.count(secret) == 1 and secret not in run.stderr, "a secret reached the log"
+    assert len(masked_values(run.stdout)) == 2
+    view = account.http("GET", f"-/stage/{stage_id}").json()
+    assert view["integrity"] == run.outputs["integrity"] and view["actorType"] == "trust"
+    approved = account.npm("stage", "approve", stage_id, f"--otp={account.otp()}")
+    assert approved.returncode == 0, approved
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "package.json").write_text('{"name":"project","version":"1.0.0"}')
+    installed = accounts.anonymous()("install", f"{name}@1.1.0", cwd=project)
+    assert installed.returncode == 0, installed
+    assert (project / "node_modules" / name / "index.js").exists()
+
+
+def test_dry_run_lists_the_files_sets_outputs_and_uploads_nothing(accounts, issuer, broker, tmp_path):
+    account, name, workspace, path = maintained(accounts, tmp_path)
+    run = action(tmp_path, workspace, broker.url, issuer, job=False, path=path, **{"dry-run": "true"})
+    assert run.returncode == 0, run
+    assert "npm notice Tarball Contents" in run.stdout and re.search(r"npm notice \d+B index\.js", run.stdout)
+    assert f"npm notice name: {name}" in run.stdout and "npm notice total files: 3" in run.stdout
+    assert run.outputs["version"] == "1.1.0" and run.outputs["stage-id"] == ""
+    assert "Dry run" in run.summary
+    assert account.http("GET", "-/stage", params={"package": name}).json()["total"] == 0
+
+
+def test_tarball_input_is_uploaded_byte_for_byte(accounts, issuer, broker, tmp_path):
+    account, name, workspace, path = maintained(accounts, tmp_path)
+    env = base_env(tmp_path, tmp_path / "cache")
+    packed = subprocess.run([*npm_command(), "pack", "--json"], cwd=workspace / path, env=env,
+                            capture_output=True, text=True, check=True)
+    report = json.loads(packed.stdout)[0]
+    run = action(tmp_path, workspace, broker.url, issuer, tarball=f"{path}/{report['filename']}")
+    assert run.returncode == 0, run
+    assert run.outputs["integrity"] == report["integrity"]
+    download = account.http("GET", f"-/stage/{run.outputs['stage-id']}/tarball")
+    assert download.content == (workspace / path / report["filename"]).read_bytes()
+
+
+def test_publish_mode_publishes_with_an_allow_publish_relationship(accounts, issuer, broker, tmp_path):
+    account, name, workspace, path = maintained(accounts, tmp_path, permissions=("createPackage",))
+    run = action(tmp_path, workspace, broker.url, issuer, path=path, mode="publish", tag="next")
+    assert run.returncode == 0, run
+    assert httpx.get(f"{broker.url}-/package/{name}/dist-tags").json()["next"] == "1.1.0"
+    assert "Published" in run.summary
+
+
+def test_staging_with_a_publish_only_relationship_is_refused(accounts, issuer, broker, tmp_path):
+    _, name, workspace, path = maintained(accounts, tmp_path, permissions=("createPackage",))
+    run = action(tmp_path, workspace, broker.url, issuer, path=path)
+    assert run.returncode == 1
+    assert "::error title=Registry refused::" in run.stdout and "createStagedPackage" in run.stdout
+
+
+def test_missing_id_token_permission_shows_the_yaml_to_add(accounts, issuer, broker, tmp_path):
+    _, _, workspace, path = maintained(accounts, tmp_path)
+    run = action(tmp_path, workspace, broker.url, issuer, job=False, path=path)
+    assert run.returncode == 1
+    assert "id-token: write" in run.stdout and "::error title=OIDC token exchange failed::" in run.stdout
+
+
+def test_a_refused_exchange_shows_the_jobs_claims(accounts, issuer, broker, tmp_path):
+    _, _, workspace, path = maintained(accounts, tmp_path)
+    run = action(tmp_path, workspace, broker.url, issuer, job={"workflow": "nightly.yml", "environment": "prod"},
+                 path=path)
+    assert run.returncode == 1
+    assert "workflow_ref: acme/widget/.github/workflows/nightly.yml@refs/heads/main" in run.stdout.replace("%0A", "\n")
+    assert "environment: prod" in run.stdout.replace("%0A", "\n")
+    unmasked = [line for line in run.stdout.splitlines() if not line.startswith("::add-mask::")]
+    assert not any("eyJ" in line for line in unmasked), "the JWT itself must never be printed"
+
+
+@pytest.mark.parametrize("fields,inputs,words", [
+    ({"private": True}, {}, "This package has been marked as private"),
+    ({"version": "1.1.0-beta.1"}, {}, "You must specify a tag using --tag when publishing a prerelease version"),
+    ({"version": "0.9.0"}, {}, 'Cannot implicitly apply the "latest" tag'),
+    ({"version": "1.0.0"}, {}, "You cannot publish over the previously published versions: 1.0.0."),
+], ids=["private", "prerelease", "lower-than-latest", "existing"])
+def test_checks_before_upload_use_npms_words(accounts, issuer, broker, tmp_path, fields, inputs, words):
+    account, name, workspace, path = maintained(accounts, tmp_path)
+    manifest_path = workspace / path / "package.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest.update(fields)
+    manifest_path.write_text(json.dumps(manifest))
+    run = action(tmp_path, workspace, broker.url, issuer, path=path, **inputs)
+    assert run.returncode == 1, run
+    assert words in run.stdout.replace("%0A", "\n")
+    assert account.http("GET", "-/stage", params={"package": name}).json()["total"] == 0
+
+
+def test_a_prerelease_with_a_tag_is_staged(accounts, issuer, broker, tmp_path):
+    _, _, workspace, path = maintained(accounts, tmp_path, version="1.1.0-beta.1")
+    run = action(tmp_path, workspace, broker.url, issuer, path=path, tag="beta")
+    assert run.returncode == 0, run
+    assert run.outputs["tag"] == "beta"
+
+
+def test_lifecycle_scripts_are_not_run_and_say_so(accounts, issuer, broker, tmp_path):
+    _, _, workspace, path = maintained(accounts, tmp_path, scripts={"prepack": "tsc"})
+    run = action(tmp_path, workspace, broker.url, issuer, path=path, **{"dry-run": "true"})
+    assert run.returncode == 0, run
+    assert "::warning title=Lifecycle scripts not run::" in run.stdout and "tarball" in run.stdout
+
+
+@pytest.fixture
+def proxy(broker):
+    flaky = FlakyProxy(broker.url)
+    yield flaky
+    flaky.stop()
+
+
+def test_a_broker_that_fails_twice_with_503_is_retried_and_stages_once(accounts, issuer, broker, proxy, tmp_path):
+    account, name, workspace, path = maintained(accounts, tmp_path)
+    proxy.script = ["503", "503"]
+    run = action(tmp_path, workspace, proxy.url, issuer, path=path)
+    assert run.returncode == 0, run
+    assert [s for _, p, s in proxy.seen if p.startswith("/-/stage/package/")] == [503, 503, 201]
+    assert account.http("GET", "-/stage", params={"package": name}).json()["total"] == 1
+
+
+def test_a_lost_answer_is_retried_and_returns_the_same_stage(accounts, issuer, broker, proxy, tmp_path):
+    account, name, workspace, path = maintained(accounts, tmp_path)
+    proxy.script = ["drop"]
+    run = action(tmp_path, workspace, proxy.url, issuer, path=path)
+    assert run.returncode == 0, run
+    assert [s for _, p, s in proxy.seen if p.startswith("/-/stage/package/")] == [201, 201]
+    stages = account.http("GET", "-/stage", params={"package": name}).json()
+    assert stages["total"] == 1 and stages["items"][0]["id"] == run.outputs["stage-id"]
+
+
+def test_bad_inputs_are_reported(tmp_path, broker):
+    run = run_action(tmp_path, tmp_path / "runner", {"registry": broker.url, "mode": "yolo"})
+    assert run.returncode == 1 and "::error title=Invalid input::input mode" in run.stdout
