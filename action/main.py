@@ -107,7 +107,7 @@ def main() -> int:
         outputs = run(inputs)
     except FAILURES as exc:
         title = {InputError: "Invalid input", PackError: "Cannot pack", CheckFailed: "Not publishable",
-                 OidcError: "OIDC token exchange failed", RegistryError: "Registry refused"}[type(exc)]
+                 OidcError: "OIDC token exchange failed", RegistryError: "Registry error"}[type(exc)]
         annotate("error", str(exc), title)
         return 1
     for key, value in outputs.items():

@@ -102,7 +102,7 @@ def test_staging_with_a_publish_only_relationship_is_refused(accounts, issuer, b
     _, name, workspace, path = maintained(accounts, tmp_path, permissions=("createPackage",))
     run = action(tmp_path, workspace, broker.url, issuer, path=path)
     assert run.returncode == 1
-    assert "::error title=Registry refused::" in run.stdout and "createStagedPackage" in run.stdout
+    assert "::error title=Registry error::" in run.stdout and "createStagedPackage" in run.stdout
 
 
 def test_missing_id_token_permission_shows_the_yaml_to_add(accounts, issuer, broker, tmp_path):
