@@ -1,4 +1,4 @@
-"""stagegate-broker: serve | user add."""
+"""stagegate-broker: serve | user add | db upgrade."""
 
 from __future__ import annotations
 
@@ -26,8 +26,13 @@ def serve(args: argparse.Namespace) -> int:
     from .app import RegistryApp
     from .runtime import build_broker
 
+    from .runtime import SchemaOutOfDate
+
     settings = _settings()
-    broker = build_broker(settings, args.host, args.port)
+    try:
+        broker = build_broker(settings, args.host, args.port)
+    except SchemaOutOfDate as exc:
+        sys.exit(f"stagegate-broker: {exc}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("stagegate").info("serving %s (data in %s)", broker.public_url, settings.data_dir.resolve())
@@ -67,6 +72,21 @@ def user_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def db_upgrade(args: argparse.Namespace) -> int:
+    from .store import schema
+    from .store.db import Database
+
+    settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.resolved_database_url())
+    before = schema.current(db)
+    schema.upgrade(db)
+    after = schema.current(db)
+    db.dispose()
+    print(f"database schema: {before or 'empty'} → {after}" if before != after else f"database schema is current ({after})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="stagegate-broker", description="stagegate npm registry broker")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -81,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     p_add.add_argument("name")
     p_add.add_argument("--email", required=True)
     p_add.set_defaults(func=user_add)
+    p_db = sub.add_parser("db", help="manage the database schema")
+    db_sub = p_db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="create or upgrade the schema to this version").set_defaults(func=db_upgrade)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -1,4 +1,4 @@
-"""Assembling a Broker from settings: data dir, database, blob store, secret key."""
+"""Assembling a Broker from settings: data dir, database (schema checked), blob store, secret key."""
 
 from __future__ import annotations
 
@@ -6,15 +6,34 @@ from .api.context import Broker
 from .oidc.issuers import providers, trusted_issuers
 from .security.secrets import SecretBox, load_or_create_key
 from .settings import Settings
-from .store.blobs import FilesystemBlobStore
+from .store import schema
+from .store.blobs import blob_store
 from .store.db import Database
+
+
+class SchemaOutOfDate(Exception):
+    pass
+
+
+def open_database(settings: Settings) -> Database:
+    """The database at the current schema: the embedded default migrates itself on start; any other
+    database must be upgraded explicitly (`stagegate-broker db upgrade`), once, by one process."""
+    db = Database(settings.resolved_database_url())
+    if settings.embedded:
+        schema.upgrade(db)
+    elif not schema.is_current(db):
+        found, wanted = schema.current(db), schema.head(db.url)
+        db.dispose()
+        raise SchemaOutOfDate(f"the database schema is {found or 'empty'} but this broker needs {wanted}: "
+                              "run `stagegate-broker db upgrade` first")
+    return db
 
 
 def build_broker(settings: Settings, host: str = "127.0.0.1", port: int = 4873) -> Broker:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     key = settings.secret_key or load_or_create_key(settings.data_dir)
-    db = Database(settings.resolved_database_url())
-    db.create_schema()
-    return Broker(settings=settings, db=db, blobs=FilesystemBlobStore(settings.data_dir / "blobs"),
+    db = open_database(settings)
+    return Broker(settings=settings, db=db,
+                  blobs=blob_store(settings.blob_url, settings.data_dir, settings.s3_endpoint_url),
                   box=SecretBox(key), public_url=settings.resolved_public_url(host, port),
                   issuers=trusted_issuers(settings), providers=providers())

@@ -21,6 +21,13 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; unset means SQLite inside data_dir."
     )
+    blob_url: str | None = Field(
+        default=None,
+        description="Where tarballs live: unset means DATA_DIR/blobs; s3://bucket/prefix for S3-compatible storage.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="S3 endpoint override (MinIO, SeaweedFS, R2 …); AWS_* variables give credentials."
+    )
     public_url: str | None = Field(
         default=None,
         description="The URL clients use; tarball URLs are built from it. Default http://HOST:PORT/.",
@@ -69,6 +76,10 @@ class Settings(BaseSettings):
         if ":" in shown:
             shown = f"[{shown}]"
         return f"http://{shown}:{port}/"
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None
 
     def resolved_database_url(self) -> str:
         if self.database_url:

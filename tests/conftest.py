@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.accounts import Accounts
+from tests.support.backends import Backends
 from tests.support.broker import BrokerProcess
 from tests.support.issuer import FakeIssuer
 
@@ -19,11 +20,21 @@ def issuer() -> FakeIssuer:
 
 
 @pytest.fixture(scope="session")
-def broker(tmp_path_factory, issuer) -> BrokerProcess:
+def backends(tmp_path_factory) -> Backends:
+    made = Backends(tmp_path_factory.mktemp("stores"))
+    yield made
+    made.close()
+
+
+@pytest.fixture(scope="session")
+def broker_env(issuer) -> dict[str, str]:
+    return {"STAGEGATE_OPEN_SIGNUP": "true", "STAGEGATE_OIDC_GITHUB_ISSUER": issuer.url}
+
+
+@pytest.fixture(scope="session")
+def broker(backends, broker_env) -> BrokerProcess:
     """One broker with open signup for the whole run; every test makes its own accounts."""
-    process = BrokerProcess(tmp_path_factory.mktemp("broker") / "data", env={
-        "STAGEGATE_OPEN_SIGNUP": "true", "STAGEGATE_OIDC_GITHUB_ISSUER": issuer.url})
-    process.start()
+    process = backends.broker(env=broker_env)
     yield process
     process.stop()
 

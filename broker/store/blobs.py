@@ -13,6 +13,7 @@ class BlobStore(Protocol):
     def put(self, data: bytes) -> str: ...
     def get(self, key: str) -> bytes | None: ...
     def delete(self, key: str) -> None: ...
+    def check(self) -> None: ...
 
 
 class FilesystemBlobStore:
@@ -58,3 +59,61 @@ class FilesystemBlobStore:
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def check(self) -> None:
+        if not self.root.is_dir():
+            raise OSError(f"blob directory {self.root} is missing")
+
+
+class S3BlobStore:
+    """Blobs in S3-compatible object storage (AWS S3, MinIO, SeaweedFS, R2 …), shared by all instances.
+
+    A PUT is atomic and durable once S3 answers it, so a blob is whole before any row refers to it.
+    """
+
+    def __init__(self, bucket: str, prefix: str, endpoint_url: str | None = None) -> None:
+        import boto3
+        from botocore.config import Config
+
+        self.bucket, self.prefix = bucket, prefix.strip("/")
+        self._client = boto3.client("s3", endpoint_url=endpoint_url, config=Config(
+            retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=60,
+            max_pool_connections=32))
+        self._missing = self._client.exceptions.NoSuchKey
+
+    def _key(self, key: str) -> str:
+        if len(key) != 128 or any(c not in "0123456789abcdef" for c in key):
+            raise ValueError("blob keys are sha512 hex digests")
+        return f"{self.prefix}/{key[:2]}/{key}" if self.prefix else f"{key[:2]}/{key}"
+
+    def put(self, data: bytes) -> str:
+        key = hashlib.sha512(data).hexdigest()
+        self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data,
+                                ContentType="application/octet-stream")
+        return key
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            return self._client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+        except self._missing:
+            return None
+
+    def delete(self, key: str) -> None:
+        self._client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    def check(self) -> None:
+        self._client.head_bucket(Bucket=self.bucket)
+
+
+def blob_store(blob_url: str | None, data_dir: Path, endpoint_url: str | None = None) -> BlobStore:
+    """The filesystem under the data dir by default; s3://bucket/prefix for shared storage."""
+    if not blob_url:
+        return FilesystemBlobStore(data_dir / "blobs")
+    if blob_url.startswith("s3://"):
+        bucket, _, prefix = blob_url[len("s3://"):].partition("/")
+        if not bucket:
+            raise ValueError("STAGEGATE_BLOB_URL must look like s3://bucket/prefix")
+        return S3BlobStore(bucket, prefix, endpoint_url)
+    if blob_url.startswith("file://"):
+        return FilesystemBlobStore(Path(blob_url[len("file://"):]))
+    raise ValueError("STAGEGATE_BLOB_URL must be s3://bucket/prefix or file:///path")

@@ -7,7 +7,6 @@ from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine, create_engine, event
 
-from .tables import metadata
 
 
 def _sqlite_engine(url: str, begin: str) -> Engine:
@@ -41,7 +40,8 @@ class Database:
             self._writer = _sqlite_engine(url, "BEGIN IMMEDIATE")
             self._reader = _sqlite_engine(url, "BEGIN")
         else:
-            self._writer = self._reader = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+            self._writer = self._reader = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10,
+                                                        pool_recycle=1800)
 
     @property
     def dialect(self) -> str:
@@ -56,9 +56,6 @@ class Database:
     def read(self) -> Iterator[Connection]:
         with self._reader.connect() as conn:
             yield conn
-
-    def create_schema(self) -> None:
-        metadata.create_all(self._writer)
 
     def dispose(self) -> None:
         self._writer.dispose()

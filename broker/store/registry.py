@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from .tables import dist_tags, owners, packages, users, versions
@@ -112,10 +113,10 @@ def tags(conn: Connection, name: str) -> dict[str, str]:
 
 
 def set_tag(conn: Connection, name: str, tag: str, version: str) -> None:
-    updated = conn.execute(update(dist_tags).where(dist_tags.c.package == name, dist_tags.c.tag == tag)
-                           .values(version=version)).rowcount
-    if not updated:
-        conn.execute(insert(dist_tags).values(package=name, tag=tag, version=version))
+    """Insert or move a tag in one statement, so concurrent writers cannot collide (ON CONFLICT)."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(dist_tags).values(package=name, tag=tag, version=version)
+    conn.execute(statement.on_conflict_do_update(index_elements=["package", "tag"], set_={"version": version}))
 
 
 def remove_tag(conn: Connection, name: str, tag: str) -> bool:

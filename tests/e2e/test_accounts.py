@@ -10,7 +10,6 @@ import pexpect
 import pytest
 
 from tests.support.accounts import PASSWORD
-from tests.support.broker import BrokerProcess
 from tests.support.otp import Authenticator
 from tests.support.tty import finish, spawn
 
@@ -166,8 +165,8 @@ def test_repeated_wrong_otps_are_rate_limited(accounts):
     assert right.status_code == 429, "a right code must not get past the limit either"
 
 
-def test_signup_is_closed_by_default(tmp_path):
-    closed = BrokerProcess(tmp_path / "data").start()
+def test_signup_is_closed_by_default(backends):
+    closed = backends.broker()
     try:
         response = httpx.put(closed.url + "-/user/org.couchdb.user:someone",
                              json={"name": "someone", "password": PASSWORD, "email": "s@example.test"})

@@ -9,14 +9,12 @@ import socket
 import httpx
 import pytest
 
-from tests.support.broker import BrokerProcess
 from tests.support.packages import publish_document, tarball, unique_name
 
 
 @pytest.fixture(scope="module")
-def small_broker(tmp_path_factory):
-    process = BrokerProcess(tmp_path_factory.mktemp("small") / "data",
-                            env={"STAGEGATE_OPEN_SIGNUP": "true", "STAGEGATE_MAX_TARBALL_BYTES": "65536"}).start()
+def small_broker(backends):
+    process = backends.broker(env={"STAGEGATE_OPEN_SIGNUP": "true", "STAGEGATE_MAX_TARBALL_BYTES": "65536"})
     yield process
     process.stop()
 

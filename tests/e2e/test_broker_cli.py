@@ -40,8 +40,10 @@ def test_the_readme_serve_command_starts_a_broker_that_npm_ping_answers(tmp_path
         process.wait(10)
 
 
-def test_user_add_reads_the_password_from_stdin_and_the_account_can_log_in(tmp_path):
-    env = {**os.environ, "STAGEGATE_DATA_DIR": str(tmp_path / "data")}
+def test_user_add_reads_the_password_from_stdin_and_the_account_can_log_in(backends):
+    storage = backends.storage()
+    backends.upgrade(storage)
+    env = {**os.environ, **storage}
     added = subprocess.run([sys.executable, "-m", "broker.cli", "user", "add", "maintainer",
                             "--email", "m@example.test"], input="a long password\n", text=True,
                            capture_output=True, env=env, cwd=ROOT)
@@ -50,7 +52,7 @@ def test_user_add_reads_the_password_from_stdin_and_the_account_can_log_in(tmp_p
                             "--email", "m@example.test"], input="a long password\n", text=True,
                            capture_output=True, env=env, cwd=ROOT)
     assert again.returncode != 0 and "exists already" in again.stderr
-    broker = BrokerProcess(tmp_path / "data").start()
+    broker = backends.broker(storage)
     try:
         login = httpx.put(broker.url + "-/user/org.couchdb.user:maintainer",
                           json={"name": "maintainer", "password": "a long password"})
@@ -69,11 +71,11 @@ def test_user_add_refuses_a_short_password(tmp_path):
     assert result.returncode != 0 and "at least 8" in result.stderr
 
 
-def test_a_replayed_jwt_is_refused_across_a_broker_restart(tmp_path, issuer):
+def test_a_replayed_jwt_is_refused_across_a_broker_restart(backends, broker_env, issuer):
     from tests.support.packages import publish_document
 
-    env = {"STAGEGATE_OPEN_SIGNUP": "true", "STAGEGATE_OIDC_GITHUB_ISSUER": issuer.url}
-    broker = BrokerProcess(tmp_path / "data", env=env).start()
+    storage = backends.storage()
+    broker = backends.broker(storage, broker_env)
     token = httpx.put(broker.url + "-/user/org.couchdb.user:owner", json={
         "name": "owner", "password": "long enough", "email": "o@example.test"}).json()["token"]
     auth = {"authorization": f"Bearer {token}"}
@@ -93,9 +95,34 @@ def test_a_replayed_jwt_is_refused_across_a_broker_restart(tmp_path, issuer):
     url = "-/npm/v1/oidc/token/exchange/package/pkg"
     assert httpx.post(broker.url + url, headers={"authorization": f"Bearer {jwt}"}).status_code == 201
     broker.stop()
-    broker = BrokerProcess(tmp_path / "data", env=env, port=broker.port).start()
+    broker = backends.broker(storage, broker_env, port=broker.port)
     try:
         replay = httpx.post(broker.url + url, headers={"authorization": f"Bearer {jwt}"})
         assert replay.status_code == 401 and "already exchanged" in replay.json()["error"]
     finally:
         broker.stop()
+
+
+def test_serve_refuses_an_out_of_date_schema_and_db_upgrade_fixes_it(backends):
+    storage = backends.storage("postgres")
+    env = {**os.environ, **storage}
+    refused = subprocess.run([sys.executable, "-m", "broker.cli", "serve", "--port", str(free_port())], cwd=ROOT,
+                             env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0
+    assert "run `stagegate-broker db upgrade` first" in refused.stderr
+    upgraded = subprocess.run([sys.executable, "-m", "broker.cli", "db", "upgrade"], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=60)
+    assert upgraded.returncode == 0 and "empty → 0001" in upgraded.stdout, upgraded.stderr
+    again = subprocess.run([sys.executable, "-m", "broker.cli", "db", "upgrade"], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert "is current" in again.stdout
+    broker = backends.broker(storage)
+    try:
+        assert httpx.get(broker.url + "-/healthz").json()["database"] == "ok"
+    finally:
+        broker.stop()
+
+
+def test_healthz_checks_the_database_and_ping_stays_cheap(broker):
+    assert httpx.get(broker.url + "-/healthz").json() == {"ok": True, "database": "ok", "blobs": "ok"}
+    assert httpx.get(broker.url + "-/ping").json() == {}

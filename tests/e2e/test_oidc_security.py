@@ -7,7 +7,6 @@ import base64
 import hashlib
 import hmac
 import json
-import sqlite3
 import time
 import uuid
 
@@ -15,7 +14,6 @@ import httpx
 import jwt
 import pytest
 
-from tests.support.broker import BrokerProcess
 from tests.support.packages import publish_document, unique_name
 
 GITHUB = {"repository": "acme/widget", "workflow_ref": {"file": "release.yml"}}
@@ -259,19 +257,15 @@ def test_every_exchange_is_audited_with_its_claims(target, issuer, broker):
     token = issuer.token(run_id="4242")
     exchange(broker.url, name, token)
     exchange(broker.url, name, token)  # replay: refused, audited too
-    with sqlite3.connect(broker.data_dir / "stagegate.db") as db:
-        rows = [json.loads(r[0]) for r in db.execute(
-            "select detail from audit_log where event = 'oidc.exchange' and package = ? order by id", (name,))]
+    rows = [detail for _, _, detail in broker.audit("oidc.exchange", name)]
     mine = [r for r in rows if r.get("claims", {}).get("run_id") == "4242"]
     assert [r["outcome"].split(":")[0] for r in mine] == ["granted", "refused 401"]
     assert mine[0]["claims"]["workflow_ref"].endswith("release.yml@refs/heads/main")
 
 
 @pytest.fixture(scope="module")
-def short_ttl_broker(tmp_path_factory, issuer):
-    process = BrokerProcess(tmp_path_factory.mktemp("ttl") / "data", env={
-        "STAGEGATE_OPEN_SIGNUP": "true", "STAGEGATE_OIDC_GITHUB_ISSUER": issuer.url,
-        "STAGEGATE_OIDC_TOKEN_TTL": "2"}).start()
+def short_ttl_broker(backends, broker_env):
+    process = backends.broker(env={**broker_env, "STAGEGATE_OIDC_TOKEN_TTL": "2"})
     yield process
     process.stop()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -96,10 +95,7 @@ def test_stage_approve_and_reject_are_audited_with_how_they_authenticated(accoun
     rejected = stage(account, name, publish_document(name, "1.2.0")).json()["stageId"]
     assert account.http("POST", f"-/stage/{approved}/approve", otp=True).status_code == 200
     assert account.http("DELETE", f"-/stage/{rejected}", otp=True).status_code == 200
-    with sqlite3.connect(broker.data_dir / "stagegate.db") as db:
-        rows = db.execute("select event, actor, detail from audit_log where package = ? and event like 'stage.%' "
-                          "order by id", (name,)).fetchall()
-    events = [(event, actor, json.loads(detail)) for event, actor, detail in rows]
+    events = broker.audit("stage.%", name)
     assert [e[0] for e in events] == ["stage.created", "stage.created", "stage.approved", "stage.rejected"]
     assert all(actor == account.name for _, actor, _ in events)
     assert events[2][2]["second_factor"] == "otp" and events[2][2]["auth"] == "session"

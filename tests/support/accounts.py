@@ -73,7 +73,7 @@ class Accounts:
 
     def anonymous(self) -> Npm:
         home = self.root / f"anon-{next(_counter)}"
-        home.mkdir()
+        home.mkdir(parents=True)
         (home / ".npmrc").write_text("")
         return Npm(self.registry, home / ".npmrc", home, self.cache)
 
@@ -86,7 +86,7 @@ class Accounts:
         assert response.status_code == 201, response.text
         token = response.json()["token"]
         home = self.root / name
-        home.mkdir()
+        home.mkdir(parents=True)
         (home / ".npmrc").write_text(npmrc_line(self.registry, token))
         account = Account(name, email, token, self.registry, home, Npm(self.registry, home / ".npmrc", home, self.cache))
         self.made.append(account)

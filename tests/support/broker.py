@@ -32,9 +32,27 @@ class BrokerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/"
 
+    @property
+    def database_url(self) -> str:
+        return self.env.get("STAGEGATE_DATABASE_URL") or f"sqlite:///{self.data_dir / 'stagegate.db'}"
+
+    def audit(self, event_like: str, package: str) -> list[tuple[str, str, dict]]:
+        """(event, actor, detail) rows of the audit log, oldest first, read straight from the database."""
+        import json
+
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(self.database_url)
+        with engine.connect() as conn:
+            rows = conn.execute(sqlalchemy.text(
+                "select event, actor, detail from audit_log where event like :e and package = :p order by id"),
+                {"e": event_like, "p": package}).all()
+        engine.dispose()
+        return [(event, actor, json.loads(detail)) for event, actor, detail in rows]
+
     def start(self) -> "BrokerProcess":
         env = {**os.environ, "STAGEGATE_DATA_DIR": str(self.data_dir), **self.env}
-        self.log_path = self.data_dir.parent / f"broker-{self.port}.log"
+        self.log_path = self.data_dir.parent / f"broker-{self.data_dir.name}-{self.port}.log"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
