@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from ..domain.trust import Provider
 from ..oidc.issuers import TrustedIssuer
 from ..security.secrets import SecretBox
+from .readcache import BlobCache, PackumentCache
 from ..settings import Settings
 from ..store.blobs import BlobStore
 from ..store.db import Database
@@ -22,6 +23,8 @@ class Broker:
     public_url: str  # always ends with "/"
     issuers: dict[str, TrustedIssuer]  # by issuer URL
     providers: dict[str, Provider]  # by trust relationship type
+    packuments: PackumentCache = field(default_factory=PackumentCache)
+    blob_cache: BlobCache = field(default_factory=BlobCache)
 
     @property
     def audiences(self) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import semver
@@ -80,16 +81,24 @@ def package_view(b: Broker, name: str) -> PackageView | None:
                            tags=registry.tags(conn, name), maintainers=registry.maintainers(conn, name))
 
 
-def get_packument(b: Broker, req: Req):
-    name = package_name(req)
-    readable_package(b, req, name)
+def _serialized(b: Broker, name: PackageName, abbreviated: bool) -> tuple[int, bytes] | None:
     view = package_view(b, name.name)
     if view is None:
-        raise _not_found(name)
+        return None
     url = lambda version: b.tarball_url(name.tarball_path(version))  # noqa: E731
-    if wants_abbreviated(req.headers.get("accept")):
-        return json_response(abbreviated_packument(view, url), headers={"content-type": ABBREVIATED_TYPE})
-    return json_response(full_packument(view, url))
+    document = abbreviated_packument(view, url) if abbreviated else full_packument(view, url)
+    return view.rev, json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def get_packument(b: Broker, req: Req):
+    name = package_name(req)
+    pkg = readable_package(b, req, name)
+    abbreviated = wants_abbreviated(req.headers.get("accept"))
+    body = b.packuments.get_or_build(name.name, pkg.rev, "abbreviated" if abbreviated else "full",
+                                     lambda: _serialized(b, name, abbreviated))
+    if body is None:
+        raise _not_found(name)
+    return Response(body, media_type=ABBREVIATED_TYPE if abbreviated else "application/json")
 
 
 def get_version(b: Broker, req: Req):
@@ -111,14 +120,16 @@ def get_tarball(b: Broker, req: Req):
     prefix = name.basename + "-"
     if not (filename.startswith(prefix) and filename.endswith(".tgz")):
         raise not_found(f"no tarball {filename} for {name}")
-    readable_package(b, req, name)
     with b.db.read() as conn:
-        row = registry.version_row(conn, name.name, filename[len(prefix):-4])
-    if row is None or row.state != "published" or row.blob is None:
+        found = registry.published_tarball(conn, name.name, filename[len(prefix):-4])
+    if found is None:
         raise not_found(f"no tarball {filename} for {name}")
-    data = b.blobs.get(row.blob)
+    blob, access = found
+    if access != "public":
+        readable_package(b, req, name)
+    data = b.blob_cache.get_or_load(blob, lambda: b.blobs.get(blob))
     if data is None:
-        raise RegistryError(500, f"the tarball of {name}@{row.version} is missing from storage")
+        raise RegistryError(500, f"the tarball {filename} of {name} is missing from storage")
     return Response(data, media_type="application/octet-stream")
 
 
@@ -323,6 +334,7 @@ def delete_unused_blobs(b: Broker, blobs: list[str]) -> None:
         with b.db.read() as conn:
             if registry.blob_in_use(conn, blob):
                 continue
+        b.blob_cache.forget(blob)
         b.blobs.delete(blob)
 
 

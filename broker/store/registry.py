@@ -88,6 +88,15 @@ def version_row(conn: Connection, name: str, version: str) -> VersionRow | None:
     return VersionRow(row.version, row.state, json.loads(row.manifest), row.blob, row.created_at) if row else None
 
 
+def published_tarball(conn: Connection, name: str, version: str) -> tuple[str, str] | None:
+    """(blob key, package access) of a published version, in one lookup."""
+    row = conn.execute(select(versions.c.blob, packages.c.access)
+                       .join(packages, packages.c.name == versions.c.package)
+                       .where(versions.c.package == name, versions.c.version == version,
+                              versions.c.state == "published")).first()
+    return (row.blob, row.access) if row and row.blob else None
+
+
 def published_versions(conn: Connection, name: str) -> list[VersionRow]:
     rows = conn.execute(select(versions).where(versions.c.package == name, versions.c.state == "published")).all()
     return [VersionRow(r.version, r.state, json.loads(r.manifest), r.blob, r.created_at) for r in rows]

@@ -1,0 +1,73 @@
+"""Driving a server: one asyncio httpx client, bounded concurrency, rates and latency percentiles."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import httpx
+
+
+@dataclass
+class Result:
+    count: int
+    seconds: float
+    latencies: list[float]
+    failures: int
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.seconds if self.seconds else 0.0
+
+    def percentile(self, p: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))] * 1000
+
+    @property
+    def p50(self) -> float:
+        return self.percentile(50)
+
+    @property
+    def p99(self) -> float:
+        return self.percentile(99)
+
+
+async def drive(requests: list[Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]], concurrency: int,
+                ok: Callable[[httpx.Response], bool] = lambda r: r.status_code < 400) -> Result:
+    """Run every request once, at most `concurrency` at a time; time each one and the whole."""
+    semaphore = asyncio.Semaphore(concurrency)
+    latencies: list[float] = []
+    failures = 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+        async def one(make) -> None:
+            nonlocal failures
+            async with semaphore:
+                started = time.perf_counter()
+                response = await make(client)
+                latencies.append(time.perf_counter() - started)
+                if not ok(response):
+                    failures += 1
+                    if failures <= 3:
+                        print(f"  unexpected {response.status_code}: {response.text[:200]}")
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one(make) for make in requests))
+        return Result(len(requests), time.perf_counter() - started, latencies, failures)
+
+
+def run(requests, concurrency: int, ok=lambda r: r.status_code < 400) -> Result:
+    try:
+        import uvloop  # the client's own overhead caps what it can measure: keep it low
+    except ImportError:
+        return asyncio.run(drive(requests, concurrency, ok))
+    return uvloop.run(drive(requests, concurrency, ok))
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)

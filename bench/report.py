@@ -1,0 +1,73 @@
+"""The benchmark's table (markdown) and plot (PNG) of ratios against the peer and targets."""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+from .load import Result
+
+TARGETS = {"publish": 3.0, "GET": 5.0}
+
+
+def _target(workload: str) -> float:
+    return TARGETS["publish"] if workload.startswith("publish") else TARGETS["GET"]
+
+
+def table(results: dict[str, dict[str, Result]], extra: dict, mem: dict) -> str:
+    lines = [f"Machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}, "
+             f"{__import__('os').cpu_count()} cores; one run, loopback.", "",
+             "| workload | stagegate req/s | Verdaccio req/s | ratio | target | stagegate p50/p99 ms | "
+             "Verdaccio p50/p99 ms | met |",
+             "|---|---:|---:|---:|---:|---:|---:|:---:|"]
+    for workload, by in results.items():
+        sg, vd = by["stagegate"], by["verdaccio"]
+        ratio = sg.rate / vd.rate if vd.rate else float("inf")
+        target = _target(workload)
+        p99_ok = workload.startswith("publish") or sg.p99 <= vd.p99
+        met = "yes" if ratio >= target and p99_ok and not sg.failures else "no"
+        lines.append(f"| {workload} | {sg.rate:.0f} | {vd.rate:.0f} | {ratio:.1f}× | ≥{target:.0f}× | "
+                     f"{sg.p50:.1f}/{sg.p99:.1f} | {vd.p50:.1f}/{vd.p99:.1f} | {met} |")
+    exchange, floor = extra["exchange"], extra["floor"]
+    share = exchange.rate / floor
+    lines += ["", "| stagegate only | rate | p50/p99 ms | against | met |", "|---|---:|---:|---|:---:|",
+              f"| stage publish (sequential, 16 KiB) | {extra['stage'].rate:.0f}/s | "
+              f"{extra['stage'].p50:.1f}/{extra['stage'].p99:.1f} | — | — |",
+              f"| OIDC exchange (c16) | {exchange.rate:.0f}/s | {exchange.p50:.1f}/{exchange.p99:.1f} | "
+              f"{share:.0%} of the in-process floor ({floor:.0f}/s); target ≥50%, p99 < 25 ms | "
+              f"{'yes' if share >= 0.5 and exchange.p99 < 25 and not exchange.failures else 'no'} |",
+              f"| 100 MiB stage upload | idle {mem['idle_mib']:.0f} MiB, peak {mem['peak_mib']:.0f} MiB | — | "
+              f"growth {mem['growth_ratio']:.2f}× the tarball; target < 3× | "
+              f"{'yes' if mem['growth_ratio'] < 3 else 'no'} |",
+              f"| body over the limit | {mem['over_limit_status']} in {mem['over_limit_ms']:.0f} ms | — | "
+              f"peak afterwards {mem['peak_after_refusal_mib']:.0f} MiB (unchanged: not read) | "
+              f"{'yes' if mem['over_limit_status'] == 413 else 'no'} |"]
+    return "\n".join(lines)
+
+
+def plot(results: dict[str, dict[str, Result]], extra: dict, mem: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels, ratios, targets = [], [], []
+    for workload, by in results.items():
+        labels.append(workload.replace(" (", "\n("))
+        ratios.append(by["stagegate"].rate / by["verdaccio"].rate)
+        targets.append(_target(workload))
+    labels.append("OIDC exchange\n(÷ floor)")
+    ratios.append(extra["exchange"].rate / extra["floor"])
+    targets.append(0.5)
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    bars = ax.bar(range(len(labels)), ratios, color=["#2e7d32" if r >= t else "#c62828"
+                                                     for r, t in zip(ratios, targets)])
+    ax.scatter(range(len(labels)), targets, marker="_", s=900, color="black", label="target", zorder=3)
+    ax.set_xticks(range(len(labels)), labels, fontsize=8)
+    ax.set_ylabel("ratio (stagegate ÷ Verdaccio)")
+    ax.set_title("stagegate vs Verdaccio 6.8.0, same machine, one run")
+    for bar, ratio in zip(bars, ratios):
+        ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height(), f"{ratio:.1f}×", ha="center", va="bottom")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)

@@ -1,0 +1,130 @@
+"""The two registries under test, each a real server process on loopback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = Path(__file__).resolve().parent / ".cache"
+VERDACCIO_VERSION = "6.8.0"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(url: str, process: subprocess.Popen, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url} exited with {process.returncode}")
+        try:
+            httpx.get(url, timeout=2)
+            return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer in {seconds} s")
+
+
+@dataclass
+class Server:
+    name: str
+    url: str
+    process: subprocess.Popen
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def start_stagegate(workdir: Path, env: dict[str, str] | None = None) -> Server:
+    port = free_port()
+    data = workdir / f"stagegate-{port}"
+    full_env = {**os.environ, "STAGEGATE_DATA_DIR": str(data), "STAGEGATE_OPEN_SIGNUP": "true", **(env or {})}
+    log = open(workdir / f"stagegate-{port}.log", "ab")
+    process = subprocess.Popen([sys.executable, "-m", "broker.cli", "serve", "--port", str(port),
+                                "--log-level", "warning"], cwd=ROOT, env=full_env, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}/"
+    wait_for(url + "-/ping", process)
+    return Server("stagegate", url, process)
+
+
+def install_verdaccio() -> Path:
+    """Verdaccio 6.8.0 (the newest that runs on Node 20) into bench/.cache with npm."""
+    folder = CACHE / "verdaccio"
+    entry = folder / "node_modules" / "verdaccio" / "bin" / "verdaccio"
+    if entry.exists():
+        return entry
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "package.json").write_text(
+        '{"name": "stagegate-bench-verdaccio", "private": true, '
+        f'"dependencies": {{"verdaccio": "{VERDACCIO_VERSION}"}}, "overrides": {{"node-fetch": "2.7.0"}}}}\n')
+    subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=folder, check=True)
+    return entry
+
+
+def start_verdaccio(workdir: Path) -> Server:
+    entry = install_verdaccio()
+    port = free_port()
+    home = workdir / f"verdaccio-{port}"
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    config = home / "config.yaml"
+    config.write_text(f"""storage: {home / 'storage'}
+auth:
+  htpasswd:
+    file: {home / 'htpasswd'}
+    max_users: 1000
+uplinks: {{}}
+packages:
+  '@*/*':
+    access: $all
+    publish: $authenticated
+  '**':
+    access: $all
+    publish: $authenticated
+max_body_size: 300mb
+web:
+  enable: false
+log: {{type: stdout, format: pretty, level: fatal}}
+""")
+    log = open(workdir / f"verdaccio-{port}.log", "ab")
+    process = subprocess.Popen(["node", str(entry), "--config", str(config), "--listen", f"127.0.0.1:{port}"],
+                               cwd=home, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}/"
+    wait_for(url + "-/ping", process)
+    return Server("verdaccio", url, process)
+
+
+def create_user(server: Server, name: str, password: str = "bench password 1") -> str:
+    response = httpx.put(f"{server.url}-/user/org.couchdb.user:{name}", timeout=30,
+                         json={"_id": f"org.couchdb.user:{name}", "name": name, "password": password,
+                               "email": f"{name}@bench.test", "type": "user", "roles": []})
+    response.raise_for_status()
+    return response.json()["token"]
+
+
+def rss_kib(pid: int, field: str = "VmRSS") -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} for {pid}")
