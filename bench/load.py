@@ -17,6 +17,11 @@ class Result:
     seconds: float
     latencies: list[float]
     failures: int
+    server_cpu: float = 0.0  # seconds of the server's CPU the workload cost
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        return self.server_cpu * 1000 / self.count if self.count else float("nan")
 
     @property
     def rate(self) -> float:
@@ -61,12 +66,15 @@ async def drive(requests: list[Callable[[httpx.AsyncClient], Awaitable[httpx.Res
         return Result(len(requests), time.perf_counter() - started, latencies, failures)
 
 
-def run(requests, concurrency: int, ok=lambda r: r.status_code < 400) -> Result:
-    try:
-        import uvloop  # the client's own overhead caps what it can measure: keep it low
-    except ImportError:
-        return asyncio.run(drive(requests, concurrency, ok))
-    return uvloop.run(drive(requests, concurrency, ok))
+def run(requests, concurrency: int, ok=lambda r: r.status_code < 400, pid: int | None = None) -> Result:
+    """Drive the requests; with `pid`, also charge the server process's CPU time to the result."""
+    from .servers import cpu_seconds
+
+    before = cpu_seconds(pid) if pid else 0.0
+    result = asyncio.run(drive(requests, concurrency, ok))
+    if pid:
+        result.server_cpu = cpu_seconds(pid) - before
+    return result
 
 
 def median(values: list[float]) -> float:

@@ -47,12 +47,12 @@ def get(url: str, accept: str = "application/json"):
 
 def publish_sequential(server: Server, token: str, name: str, versions: int) -> load.Result:
     docs = [doc_with_random_payload(name, f"1.{i}.0", 16 * 1024) for i in range(versions)]
-    return load.run([put(server, token, name, d) for d in docs], concurrency=1)
+    return load.run([put(server, token, name, d) for d in docs], concurrency=1, pid=server.pid)
 
 
 def publish_concurrent(server: Server, token: str, prefix: str, count: int) -> load.Result:
     docs = [(f"{prefix}-{i}", doc_with_random_payload(f"{prefix}-{i}", "1.0.0", MIB)) for i in range(count)]
-    return load.run([put(server, token, n, d) for n, d in docs], concurrency=8)
+    return load.run([put(server, token, n, d) for n, d in docs], concurrency=8, pid=server.pid)
 
 
 def reads(server: Server, name: str, count: int) -> dict[str, load.Result]:
@@ -60,37 +60,34 @@ def reads(server: Server, name: str, count: int) -> dict[str, load.Result]:
     packument = httpx.get(url).json()
     tarballs = [v["dist"]["tarball"] for v in packument["versions"].values()]
     return {
-        "packument (full)": load.run([get(url) for _ in range(count)], 16),
-        "packument (abbreviated)": load.run([get(url, CORGI) for _ in range(count)], 16),
-        "tarball": load.run([get(tarballs[i % len(tarballs)], "*/*") for i in range(count)], 16),
+        "packument (full)": load.run([get(url) for _ in range(count)], 16, pid=server.pid),
+        "packument (abbreviated)": load.run([get(url, CORGI) for _ in range(count)], 16, pid=server.pid),
+        "tarball": load.run([get(tarballs[i % len(tarballs)], "*/*") for i in range(count)], 16, pid=server.pid),
     }
 
 
-def stagegate_only(server: Server, workdir: Path, versions: int, exchanges: int) -> dict:
-    issuer = FakeIssuer().start()
-    try:
-        token = create_user(server, "stager")
-        auth = {"authorization": f"Bearer {token}"}
-        name = "bench-staged"
-        httpx.put(server.url + name, json=publish_document(name, "0.0.1"), headers=auth).raise_for_status()
-        docs = [doc_with_random_payload(name, f"2.{i}.0", 16 * 1024) for i in range(versions)]
-        stage = load.run([lambda c, d=d: c.post(f"{server.url}-/stage/package/{name}", json=d, headers=auth)
-                          for d in docs], concurrency=1)
-        started = httpx.post(server.url + "-/npm/v1/user", headers=auth,
-                             json={"tfa": {"mode": "auth-and-writes", "password": "bench password 1"}})
-        authenticator = Authenticator.from_otpauth(started.json()["tfa"])
-        httpx.post(server.url + "-/npm/v1/user", headers=auth, json={"tfa": [authenticator.code()]})
-        httpx.post(f"{server.url}-/package/{name}/trust", headers={**auth, "npm-otp": authenticator.code()},
-                   json=[{"type": "github", "claims": {"repository": "acme/widget", "workflow_ref": {
-                       "file": "release.yml"}}, "permissions": ["createStagedPackage"]}]).raise_for_status()
-        jwts = [issuer.token() for _ in range(exchanges)]
-        exchange = load.run([lambda c, j=j: c.post(f"{server.url}-/npm/v1/oidc/token/exchange/package/{name}",
-                                                   headers={"authorization": f"Bearer {j}"}) for j in jwts], 16)
-        floor_rate = exchange_floor(workdir, [issuer.token() for _ in range(exchanges)],
-                                    issuer.key.public_key(), issuer.url, "npm:127.0.0.1")
-        return {"stage": stage, "exchange": exchange, "floor": floor_rate, "issuer": issuer}
-    finally:
-        issuer.stop()
+def stagegate_only(server: Server, issuer: FakeIssuer, workdir: Path, versions: int, exchanges: int) -> dict:
+    token = create_user(server, "stager")
+    auth = {"authorization": f"Bearer {token}"}
+    name = "bench-staged"
+    httpx.put(server.url + name, json=publish_document(name, "0.0.1"), headers=auth).raise_for_status()
+    docs = [doc_with_random_payload(name, f"2.{i}.0", 16 * 1024) for i in range(versions)]
+    stage = load.run([lambda c, d=d: c.post(f"{server.url}-/stage/package/{name}", json=d, headers=auth)
+                      for d in docs], concurrency=1)
+    started = httpx.post(server.url + "-/npm/v1/user", headers=auth,
+                         json={"tfa": {"mode": "auth-and-writes", "password": "bench password 1"}})
+    authenticator = Authenticator.from_otpauth(started.json()["tfa"])
+    httpx.post(server.url + "-/npm/v1/user", headers=auth, json={"tfa": [authenticator.code()]})
+    httpx.post(f"{server.url}-/package/{name}/trust", headers={**auth, "npm-otp": authenticator.code()},
+               json=[{"type": "github", "claims": {"repository": "acme/widget", "workflow_ref": {
+                   "file": "release.yml"}}, "permissions": ["createStagedPackage"]}]).raise_for_status()
+    jwts = [issuer.token() for _ in range(exchanges)]
+    exchange = load.run([lambda c, j=j: c.post(f"{server.url}-/npm/v1/oidc/token/exchange/package/{name}",
+                                               headers={"authorization": f"Bearer {j}"}) for j in jwts], 16,
+                        pid=server.pid)
+    floor_rate = exchange_floor(workdir, [issuer.token() for _ in range(exchanges)],
+                                issuer.key.public_key(), issuer.url, "npm:127.0.0.1")
+    return {"stage": stage, "exchange": exchange, "floor": floor_rate}
 
 
 def memory(workdir: Path, size: int) -> dict:
@@ -141,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="stagegate-bench-"))
-    servers = {"stagegate": start_stagegate(workdir), "verdaccio": start_verdaccio(workdir)}
+    issuer = FakeIssuer().start()
+    servers = {"stagegate": start_stagegate(workdir, {"STAGEGATE_OIDC_GITHUB_ISSUER": issuer.url}),
+               "verdaccio": start_verdaccio(workdir)}
     results: dict[str, dict[str, load.Result]] = {}
     try:
         for label, server in servers.items():
@@ -154,10 +153,11 @@ def main(argv: list[str] | None = None) -> int:
             for workload, result in reads(server, "bench-pkg", args.reads).items():
                 results.setdefault(f"GET {workload}", {})[label] = result
         print("== stagegate only")
-        extra = stagegate_only(servers["stagegate"], workdir, 100, args.exchanges)
+        extra = stagegate_only(servers["stagegate"], issuer, workdir, 100, args.exchanges)
     finally:
         for server in servers.values():
             server.stop()
+        issuer.stop()
     print("== memory")
     mem = memory(workdir, args.upload_mib * MIB)
     table = report.table(results, extra, mem)

@@ -65,20 +65,35 @@ class BodyTooLarge(RegistryError):
                               "see STAGEGATE_MAX_TARBALL_BYTES")
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refused with 413 as soon as it is known to exceed `limit`."""
+async def read_body(request: Request, limit: int) -> bytearray:
+    """The whole body, refused with 413 as soon as it is known to exceed `limit`.
+
+    With a Content-Length the buffer is allocated once and filled in place: no growth copies, so
+    a large upload costs its own size in memory, not a multiple of it.
+    """
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
             raise RegistryError(400, "invalid Content-Length")
         if int(declared) > limit:
             raise BodyTooLarge(limit)
+        body = bytearray(int(declared))
+        view, filled = memoryview(body), 0
+        async for chunk in request.stream():
+            if filled + len(chunk) > len(body):
+                raise RegistryError(400, "the body is longer than its Content-Length")
+            view[filled:filled + len(chunk)] = chunk
+            filled += len(chunk)
+        view.release()
+        if filled != len(body):
+            raise RegistryError(400, "the body ended before its Content-Length")
+        return body
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
             raise BodyTooLarge(limit)
-    return bytes(body)
+    return body
 
 
 def _handle(matched: Route, broker: Broker, req: Req) -> Response:
@@ -123,10 +138,9 @@ class RegistryApp:
                 if exists:
                     raise RegistryError(405, f"{method} is not supported on {raw_path}")
                 raise RegistryError(404, f"not found: {raw_path}")
-            body = await read_body(request, matched.max_body)
             client = request.client.host if request.client else None
             req = Req(method, raw_path, params, parse_query(request.scope.get("query_string", b"")),
-                      request.headers, body, client)
+                      request.headers, await read_body(request, matched.max_body), client)
             response = await to_thread.run_sync(_handle, matched, self.broker, req)
         except RegistryError as exc:
             return error_response(exc)

@@ -37,7 +37,7 @@ def serve(args: argparse.Namespace) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("stagegate").info("serving %s (data in %s)", broker.public_url, settings.data_dir.resolve())
     uvicorn.run(RegistryApp(broker), host=args.host, port=args.port, log_level=args.log_level,
-                proxy_headers=False, server_header=False)
+                access_log=args.log_level in ("info", "debug"), proxy_headers=False, server_header=False)
     return 0
 
 

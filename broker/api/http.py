@@ -27,7 +27,7 @@ class Req:
     params: dict[str, str]
     query: dict[str, str]
     headers: Headers
-    body: bytes
+    body: bytes | bytearray
     client: str | None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -37,6 +37,22 @@ class Req:
         try:
             return json.loads(self.body)
         except (ValueError, UnicodeDecodeError) as exc:
+            raise bad_request(f"the request body is not valid JSON: {exc}") from None
+
+    def take_json(self) -> Any:
+        """Parse the body, letting go of the raw bytes first: an upload then peaks at about twice its
+        size (the text and the decoded attachment), not four times (bytes, text, copy, attachment)."""
+        raw, self.body = self.body, b""
+        if not raw:
+            raise bad_request("this request needs a JSON body")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise bad_request("the request body is not valid UTF-8 JSON") from None
+        del raw
+        try:
+            return json.loads(text)
+        except ValueError as exc:
             raise bad_request(f"the request body is not valid JSON: {exc}") from None
 
     def json_object(self) -> dict[str, Any]:

@@ -136,7 +136,7 @@ def get_tarball(b: Broker, req: Req):
 def put_package(b: Broker, req: Req):
     """PUT /<pkg>: a publish when it carries attachments, otherwise a metadata update (deprecate)."""
     name = package_name(req)
-    body = req.json()
+    body = req.take_json()
     if isinstance(body, dict) and body.get("_attachments"):
         return publish(b, req, name, body)
     if trust_token_for(credential(b, req), name.name):

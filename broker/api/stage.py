@@ -46,7 +46,7 @@ def stage_publish(b: Broker, req: Req):
     if isinstance(decision, Refused):
         raise forbidden(decision.reason)
     actor = _stager(b, cred, name)
-    request = parse_document(b, name, req.json())
+    request = parse_document(b, name, req.take_json())
     with b.db.read() as conn:
         if key is not None and (earlier := _replayed(conn, name, key, request)) is not None:
             return json_response({"stageId": earlier}, status=201)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import binascii
 from dataclasses import dataclass
 from typing import Any
@@ -18,11 +17,12 @@ class InvalidDocument(ValueError):
     pass
 
 
-class _Attachment(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    content_type: str | None = None
+@dataclass(frozen=True)
+class _Attachment:
+    """Checked by hand, not by pydantic: its base64 text can be 130 MB and must not be copied."""
+
     data: str
-    length: int | None = None
+    length: int | None
 
 
 class _Document(BaseModel):
@@ -30,8 +30,21 @@ class _Document(BaseModel):
     name: str
     versions: dict[str, dict[str, Any]]
     dist_tags: dict[str, str] = Field(default_factory=dict, alias="dist-tags")
-    attachments: dict[str, _Attachment] = Field(alias="_attachments")
     access: str | None = None
+
+
+def _attachments_of(raw: Any) -> dict[str, _Attachment]:
+    if not isinstance(raw, dict) or not raw:
+        raise InvalidDocument("the publish document has no _attachments: nothing to publish")
+    found = {}
+    for name, item in raw.items():
+        if not isinstance(item, dict) or not isinstance(item.get("data"), str):
+            raise InvalidDocument(f"invalid publish document: _attachments.{name}.data must be a string")
+        length = item.get("length")
+        if length is not None and (not isinstance(length, int) or isinstance(length, bool)):
+            raise InvalidDocument(f"invalid publish document: _attachments.{name}.length must be an integer")
+        found[name] = _Attachment(item["data"], length)
+    return found
 
 
 @dataclass(frozen=True)
@@ -54,12 +67,12 @@ def _describe(error: ValidationError) -> str:
 
 
 def parse_publish_document(raw: Any, url_name: str, max_tarball_bytes: int) -> PublishRequest:
+    """The checked request. Takes `_attachments` out of `raw` once decoded (memory, for big uploads)."""
     if not isinstance(raw, dict):
         raise InvalidDocument("the publish document must be a JSON object")
-    if not raw.get("_attachments"):
-        raise InvalidDocument("the publish document has no _attachments: nothing to publish")
+    attachments = _attachments_of(raw.get("_attachments"))
     try:
-        doc = _Document.model_validate(raw)
+        doc = _Document.model_validate({k: v for k, v in raw.items() if k != "_attachments"})
     except ValidationError as exc:
         raise InvalidDocument(_describe(exc)) from None
     try:
@@ -74,7 +87,11 @@ def parse_publish_document(raw: Any, url_name: str, max_tarball_bytes: int) -> P
         raise InvalidDocument('access must be "public" or "restricted"')
     if doc.access == "restricted" and package.scope is None:
         raise InvalidDocument("unscoped packages cannot be restricted; only scoped packages can be private")
-    tarball, extra = _attachments(doc, package, version, max_tarball_bytes)
+    decoded, extra = _decoded(attachments, max_tarball_bytes)
+    raw.pop("_attachments", None)  # the base64 text is decoded: let a large upload's copy go early
+    attachments.clear()
+    tarball = bytes(decoded)
+    del decoded
     found = digests(tarball)
     _check_dist(manifest, found)
     _check_tarball_manifest(tarball, package, version)
@@ -114,29 +131,38 @@ def _single_tag(doc: _Document, version: str) -> str:
     return tag
 
 
-def _decode(name: str, attachment: _Attachment) -> bytes:
+_CHUNK = 4 * 1024 * 1024  # characters of base64 decoded at a time (a multiple of 4)
+
+
+def _decode(name: str, attachment: _Attachment) -> bytearray:
+    """Strict base64 decoding in slices: never a second full-size copy of the text in memory."""
+    text = attachment.data
+    out = bytearray()
     try:
-        data = base64.b64decode(attachment.data, validate=True)
-    except (binascii.Error, ValueError):
+        for start in range(0, len(text), _CHUNK):
+            out += binascii.a2b_base64(text[start:start + _CHUNK].encode("ascii"), strict_mode=True)
+    except (binascii.Error, ValueError, UnicodeEncodeError):
         raise InvalidDocument(f"attachment {name!r} is not valid base64") from None
-    if attachment.length is not None and attachment.length != len(data):
-        raise InvalidDocument(f"attachment {name!r} says length {attachment.length} but holds {len(data)} bytes")
-    return data
+    if attachment.length is not None and attachment.length != len(out):
+        raise InvalidDocument(f"attachment {name!r} says length {attachment.length} but holds {len(out)} bytes")
+    return out
 
 
-def _attachments(doc: _Document, package: PackageName, version: str, limit: int) -> tuple[bytes, dict[str, bytes]]:
-    tgz = [n for n in doc.attachments if n.endswith(".tgz")]
+def _decoded(attachments: dict[str, _Attachment], limit: int) -> tuple[bytearray, dict[str, bytes]]:
+    tgz = [n for n in attachments if n.endswith(".tgz")]
     if len(tgz) != 1:
         raise InvalidDocument("a publish carries exactly one .tgz attachment")
-    others = {n: a for n, a in doc.attachments.items() if n not in tgz}
+    others = {n: a for n, a in attachments.items() if n not in tgz}
     if any(not n.endswith(".sigstore") for n in others) or len(others) > 1:
         raise InvalidDocument("only the tarball and one provenance (.sigstore) attachment are accepted")
-    tarball = _decode(tgz[0], doc.attachments[tgz[0]])
+    if len(attachments[tgz[0]].data) > limit * 4 // 3 + 4:
+        raise InvalidDocument(f"the tarball is larger than this registry accepts (at most {limit} bytes)")
+    tarball = _decode(tgz[0], attachments[tgz[0]])
     if len(tarball) > limit:
         raise InvalidDocument(f"the tarball is {len(tarball)} bytes; this registry accepts at most {limit}")
     if not tarball:
         raise InvalidDocument("the tarball attachment is empty")
-    return tarball, {n: _decode(n, a) for n, a in others.items()}
+    return tarball, {n: bytes(_decode(n, a)) for n, a in others.items()}
 
 
 def _check_dist(manifest: dict[str, Any], found: Digests) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 from sqlalchemy import Connection, Engine, create_engine, event
 
@@ -35,6 +36,9 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        # SQLite has one writer at a time: queue this process's writers on a lock instead of letting
+        # them spin in SQLite's busy handler (whose sleeps make the tail latency explode).
+        self._write_lock = threading.Lock() if url.startswith("sqlite") else nullcontext()
         if url.startswith("sqlite"):
             # Writers take the lock up front (no lock-upgrade deadlocks); readers never block in WAL.
             self._writer = _sqlite_engine(url, "BEGIN IMMEDIATE")
@@ -49,7 +53,7 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        with self._writer.begin() as conn:
+        with self._write_lock, self._writer.begin() as conn:
             yield conn
 
     @contextmanager
