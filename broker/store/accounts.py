@@ -130,15 +130,19 @@ def insert_token(conn: Connection, *, digest: str, display: str, user_id: int | 
                  cidr_whitelist: list[str] | None = None, trust_package: str | None = None,
                  trust_permissions: list[str] | None = None, trust_relationships: list[str] | None = None,
                  origin: dict | None = None, expires_at: float | None = None) -> TokenRow:
-    token_id = str(uuid.uuid4())
+    token_id, now = str(uuid.uuid4()), time.time()
+    row = TokenRow(id=token_id, display=display, user_id=user_id, kind=kind, name=name, readonly=readonly,
+                   bypass_2fa=bypass_2fa, packages=list(packages or []), scopes=list(scopes or []),
+                   cidr_whitelist=list(cidr_whitelist or []), trust_package=trust_package,
+                   trust_permissions=sorted(trust_permissions or []), origin=dict(origin or {}), created_at=now,
+                   expires_at=expires_at)
     conn.execute(insert(tokens).values(
         id=token_id, digest=digest, display=display, user_id=user_id, kind=kind.value, name=name,
-        description=description, readonly=readonly, bypass_2fa=bypass_2fa,
-        packages=json.dumps(packages or []), scopes=json.dumps(scopes or []),
-        cidr_whitelist=json.dumps(cidr_whitelist or []), trust_package=trust_package,
-        trust_permissions=json.dumps(sorted(trust_permissions or [])),
-        trust_relationships=json.dumps(trust_relationships or []), origin=json.dumps(origin or {}), created_at=time.time(), expires_at=expires_at))
-    return _token(conn.execute(select(tokens).where(tokens.c.id == token_id)).one())
+        description=description, readonly=readonly, bypass_2fa=bypass_2fa, packages=json.dumps(row.packages),
+        scopes=json.dumps(row.scopes), cidr_whitelist=json.dumps(row.cidr_whitelist), trust_package=trust_package,
+        trust_permissions=json.dumps(row.trust_permissions), trust_relationships=json.dumps(trust_relationships or []),
+        origin=json.dumps(row.origin), created_at=now, expires_at=expires_at))
+    return row
 
 
 def token_by_digest(conn: Connection, digest: str) -> TokenRow | None:

@@ -7,6 +7,7 @@ import time
 import uuid
 
 from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from ..domain.trust import TrustRelationship
@@ -59,13 +60,10 @@ def bind(conn: Connection, relationship_id: str, ids: dict[str, str]) -> bool:
 
 
 def claim_jti(conn: Connection, issuer: str, jti: str, expires_at: float) -> bool:
-    """Record a JWT id as used; False when it was used before."""
-    try:
-        with conn.begin_nested():
-            conn.execute(insert(oidc_jtis).values(issuer=issuer, jti=jti, expires_at=expires_at))
-    except IntegrityError:
-        return False
-    return True
+    """Record a JWT id as used; False when it was used before (ON CONFLICT: no savepoint needed)."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(oidc_jtis).values(issuer=issuer, jti=jti, expires_at=expires_at)
+    return conn.execute(statement.on_conflict_do_nothing(index_elements=["issuer", "jti"])).rowcount == 1
 
 
 def forget_expired_jtis(conn: Connection, leeway: float) -> None:
