@@ -66,12 +66,12 @@ def plot(results: dict[str, dict[str, Result]], extra: dict, mem: dict, path: Pa
     targets.append(0.5)
     fig, ax = plt.subplots(figsize=(10, 4.5))
     bars = ax.bar(range(len(labels)), ratios, color=["#2e7d32" if r >= t else "#c62828"
-                                                     for r, t in zip(ratios, targets)])
+                                                     for r, t in zip(ratios, targets, strict=True)])
     ax.scatter(range(len(labels)), targets, marker="_", s=900, color="black", label="target", zorder=3)
     ax.set_xticks(range(len(labels)), labels, fontsize=8)
     ax.set_ylabel("ratio (stagegate ÷ Verdaccio)")
     ax.set_title("stagegate vs Verdaccio 6.8.0, same machine, one run")
-    for bar, ratio in zip(bars, ratios):
+    for bar, ratio in zip(bars, ratios, strict=True):
         ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height(), f"{ratio:.1f}×", ha="center", va="bottom")
     ax.legend()
     fig.tight_layout()

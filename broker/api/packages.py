@@ -156,7 +156,7 @@ def publish(b: Broker, req: Req, name: PackageName, body: Any):
         pkg = registry.package(conn, name.name)
         if pkg is not None and not registry.is_owner(conn, name.name, user.id):
             raise _no_permission(name)
-        _check_version_free(conn, request)
+        check_version_free(conn, request)
     policy = MfaPolicy(pkg.mfa) if pkg else MfaPolicy.NONE
     how = enforce(b, user, second_factor(cred, user.tfa_mode, Action.PUBLISH, policy, name.name), req.otp)
     _commit_publish(b, request, cred, actor=user.name, new_owner=None if pkg else user.id, second_factor=how)
@@ -172,7 +172,7 @@ def _publish_as_trust(b: Broker, req: Req, name: PackageName, body: Any, cred: C
     with b.db.read() as conn:
         if registry.package(conn, name.name) is None:
             raise _not_found(name)
-        _check_version_free(conn, request)
+        check_version_free(conn, request)
     _commit_publish(b, request, cred, actor=cred.username or "trust", new_owner=None, second_factor=None)
     return json_response({"success": True})
 
@@ -198,7 +198,7 @@ def _commit_publish(b: Broker, request: PublishRequest, cred: Credential, *, act
             if not registry.is_owner(conn, name.name, new_owner):
                 raise _no_permission(name)
         if not registry.claim_version(conn, name.name, request.version, "published", request.manifest, blob):
-            _check_version_free(conn, request)
+            check_version_free(conn, request)
         registry.set_tag(conn, name.name, request.tag, request.version)
         changes: dict[str, Any] = {}
         if request.tag == "latest":
@@ -218,15 +218,22 @@ def _initial_access(request: PublishRequest) -> str:
     return "restricted" if request.package.scope else "public"
 
 
-def _check_version_free(conn, request: PublishRequest) -> None:
+def check_version_free(conn, request: PublishRequest, staging_it: bool = False) -> None:
+    """The one version-number space: a number published, unpublished or staged is never reused."""
     row = registry.version_row(conn, request.package.name, request.version)
     if row is None:
         return
     if row.state == "staged":
         stage = staging.stage_of_version(conn, request.package.name, request.version)
         stage_id = stage.id if stage else "?"
+        if staging_it:
+            raise conflict(f"version {request.version} of {request.package} is already staged (stage {stage_id}); "
+                           "reject it first or stage a new version")
         raise conflict(f"version {request.version} of {request.package} is staged (stage {stage_id}): approve it "
                        f"with `npm stage approve {stage_id}`, or reject it and publish a new version")
+    if staging_it:
+        raise forbidden(f"version {request.version} of {request.package} was already published; "
+                        "a version number can be used only once: stage a new version")
     raise forbidden(f"You cannot publish over the previously published versions: {request.version}.")
 
 

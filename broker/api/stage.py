@@ -21,7 +21,7 @@ from ..store.staging import StageRow, Visible
 from .auth import enforce, require_account, require_login
 from .context import Broker
 from .http import Req, json_response
-from .packages import delete_unused_blobs, package_name, parse_document
+from .packages import check_version_free, delete_unused_blobs, package_name, parse_document
 
 
 def _item(row: StageRow) -> dict:
@@ -50,7 +50,7 @@ def stage_publish(b: Broker, req: Req):
     with b.db.read() as conn:
         if key is not None and (earlier := _replayed(conn, name, key, request)) is not None:
             return json_response({"stageId": earlier}, status=201)
-        _check_free(conn, request)
+        check_version_free(conn, request, staging_it=True)
     stage_id = _commit_stage(b, request, cred, actor, key)
     return json_response({"stageId": stage_id}, status=201)
 
@@ -78,18 +78,6 @@ def _replayed(conn, name: PackageName, key: str, request: PublishRequest) -> str
     return earlier.id
 
 
-def _check_free(conn, request: PublishRequest) -> None:
-    row = registry.version_row(conn, request.package.name, request.version)
-    if row is None:
-        return
-    if row.state == "staged":
-        stage = stage_store.stage_of_version(conn, request.package.name, request.version)
-        raise conflict(f"version {request.version} of {request.package} is already staged "
-                       f"(stage {stage.id if stage else '?'}); reject it first or stage a new version")
-    raise forbidden(f"version {request.version} of {request.package} was already published; "
-                    "a version number can be used only once: stage a new version")
-
-
 def _commit_stage(b: Broker, request: PublishRequest, cred: Credential, actor: str, key: str | None) -> str:
     blob = b.blobs.put(request.tarball)  # durable before any row refers to it
     stage = StageRow(id=str(uuid.uuid4()), package=request.package.name, version=request.version, tag=request.tag,
@@ -100,7 +88,7 @@ def _commit_stage(b: Broker, request: PublishRequest, cred: Credential, actor: s
         if not registry.claim_version(conn, stage.package, stage.version, "staged", request.manifest, blob):
             if key is not None and (earlier := _replayed(conn, request.package, key, request)) is not None:
                 return earlier
-            _check_free(conn, request)
+            check_version_free(conn, request, staging_it=True)
             raise conflict(f"version {stage.version} of {stage.package} was just taken; stage a new version")
         if not stage_store.insert_stage(conn, stage):
             raise conflict(f"Idempotency-Key {key!r} was just used for another stage of {stage.package}")

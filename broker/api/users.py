@@ -8,7 +8,7 @@ import time
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..domain.credentials import OtpRequired, TokenKind
-from ..errors import RegistryError, bad_request, conflict, forbidden, not_found, unauthorized
+from ..errors import bad_request, conflict, forbidden, not_found, unauthorized
 from ..security.passwords import hash_password, verify_password
 from ..security.tokens import new_token, token_digest, token_display_prefix
 from ..store import accounts, audit

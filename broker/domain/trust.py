@@ -60,7 +60,7 @@ class Match:
 
 def mismatches(provider: Provider, relationship: TrustRelationship, claims: Any) -> list[str]:
     reasons = []
-    for name, check in {**provider.required_checks, **provider.optional_checks}.items():
+    for check in {**provider.required_checks, **provider.optional_checks}.values():
         reason = check(relationship.claims, claims)
         if reason:
             reasons.append(reason)

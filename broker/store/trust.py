@@ -63,7 +63,9 @@ def claim_jti(conn: Connection, issuer: str, jti: str, expires_at: float) -> boo
     """Record a JWT id as used; False when it was used before (ON CONFLICT: no savepoint needed)."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     statement = dialect.insert(oidc_jtis).values(issuer=issuer, jti=jti, expires_at=expires_at)
-    return conn.execute(statement.on_conflict_do_nothing(index_elements=["issuer", "jti"])).rowcount == 1
+    # RETURNING, not rowcount: psycopg reports -1 for an INSERT … ON CONFLICT here.
+    inserted = statement.on_conflict_do_nothing(index_elements=["issuer", "jti"]).returning(oidc_jtis.c.jti)
+    return conn.execute(inserted).first() is not None
 
 
 def forget_expired_jtis(conn: Connection, leeway: float) -> None:

@@ -6,7 +6,6 @@ import re
 import uuid
 
 import httpx
-import pexpect
 import pytest
 
 from tests.support.accounts import PASSWORD

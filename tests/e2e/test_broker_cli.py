@@ -11,7 +11,7 @@ import time
 
 import httpx
 
-from tests.support.broker import ROOT, BrokerProcess, free_port
+from tests.support.broker import ROOT, free_port
 from tests.support.npm import Npm
 
 

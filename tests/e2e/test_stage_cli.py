@@ -186,7 +186,7 @@ def _document(name: str) -> dict:
 
 def test_staging_a_version_twice_or_a_published_version_is_refused(accounts, tmp_path):
     account, name, directory = owned(accounts, tmp_path, with_2fa=False)
-    stage_id = stage(account.npm, directory)
+    stage(account.npm, directory)
     twice = account.npm("stage", "publish", cwd=directory)
     assert twice.returncode != 0 and "E409" in twice.output and "already staged" in twice.output
     set_version(directory, "1.0.0")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from tests.support.accounts import PASSWORD
-from tests.support.packages import make_package, set_version, unique_name
+from tests.support.packages import make_package, unique_name
 
 
 def create_token(account, *flags: str, otp: bool = False) -> str:

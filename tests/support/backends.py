@@ -69,7 +69,7 @@ class SeaweedFS:
                 return self
             except Exception:  # not up yet: SeaweedFS takes a few seconds to elect and serve
                 if self.process.poll() is not None:
-                    raise RuntimeError((self.root / "weed.log").read_text()[-3000:])
+                    raise RuntimeError((self.root / "weed.log").read_text()[-3000:]) from None
                 time.sleep(0.5)
         raise RuntimeError("SeaweedFS S3 did not come up in 60 s")
 
