@@ -140,3 +140,16 @@ def test_access_get_status_of_a_public_package(accounts, tmp_path):
     name = published(account, tmp_path, "1.0.0")
     result = account.npm("access", "get", "status", name)
     assert result.stdout.strip() == f"{name}: public", result
+
+
+def test_access_mfa_none_lifts_the_policy(accounts, tmp_path):
+    account = accounts.create()
+    name = published(account, tmp_path, "1.0.0")
+    created = account.http("POST", "-/npm/v1/tokens", json={
+        "password": PASSWORD, "bypass_2fa": True, "packages_and_scopes_permission": "read-write"})
+    assert account.npm("access", "set", "mfa=publish", name).returncode == 0
+    assert account.http("GET", f"-/package/{name}/access").json()["mfa"] == "publish"
+    assert account.npm("access", "set", "mfa=none", name).returncode == 0
+    account.use_token(created.json()["token"])
+    result = account.npm("publish", cwd=make_package(tmp_path, name, "1.1.0"))
+    assert result.returncode == 0, result
