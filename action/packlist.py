@@ -165,7 +165,7 @@ class Walker:
         return included
 
 
-def _bundled(root: Path, manifest: dict) -> list[str]:
+def _bundled(manifest: dict) -> list[str]:
     bundle = manifest.get("bundleDependencies", manifest.get("bundledDependencies"))
     if bundle is True:
         return list((manifest.get("dependencies") or {}).keys())
@@ -191,7 +191,7 @@ def packlist(directory: Path) -> list[str]:
     result: set[str] = set()
     Walker(root, ignore_files=ROOT_IGNORE_FILES, manifest=manifest, is_package=True, result=result).walk()
     seen: set[Path] = set()
-    queue = [(directory.resolve(), name) for name in _bundled(directory, manifest)]
+    queue = [(directory.resolve(), name) for name in _bundled(manifest)]
     dev = set((manifest.get("devDependencies") or {})) - set((manifest.get("dependencies") or {}))
     peer = set(manifest.get("peerDependencies") or {})
     while queue:

@@ -103,12 +103,13 @@ def get_packument(b: Broker, req: Req):
 
 def get_version(b: Broker, req: Req):
     name = package_name(req)
-    readable_package(b, req, name)
-    view = package_view(b, name.name)
-    if view is None:
+    pkg = readable_package(b, req, name)
+    body = b.packuments.get_or_build(name.name, pkg.rev, "full", lambda: _serialized(b, name, False))
+    if body is None:
         raise _not_found(name)
-    wanted = view.tags.get(req.params["version"], req.params["version"])
-    document = full_packument(view, lambda v: b.tarball_url(name.tarball_path(v)))["versions"].get(wanted)
+    packument = json.loads(body)
+    wanted = packument["dist-tags"].get(req.params["version"], req.params["version"])
+    document = packument["versions"].get(wanted)
     if document is None:
         raise not_found(f"version {req.params['version']} of {name} not found")
     return json_response(document)

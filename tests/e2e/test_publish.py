@@ -128,3 +128,14 @@ def test_publish_of_a_private_package_is_refused_by_the_registry(accounts):
     assert response.status_code == 400
     assert '"private": true' in response.json()["error"]
     assert httpx.get(account.registry + name).status_code == 404
+
+
+def test_a_single_version_document_by_number_or_tag(accounts, tmp_path):
+    account = accounts.create()
+    name = unique_name()
+    assert account.npm("publish", cwd=make_package(tmp_path, name)).returncode == 0
+    by_number = httpx.get(f"{account.registry}{name}/1.0.0")
+    by_tag = httpx.get(f"{account.registry}{name}/latest")
+    assert by_number.status_code == by_tag.status_code == 200
+    assert by_number.json() == by_tag.json() and by_number.json()["version"] == "1.0.0"
+    assert httpx.get(f"{account.registry}{name}/9.9.9").status_code == 404
