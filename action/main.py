@@ -82,9 +82,7 @@ def run(inputs: Inputs) -> dict[str, str]:
                 token = exchange(client, inputs.registry_origin, escaped(manifest["name"]), id_token)
                 core.set_secret(token)
                 print(f"got a short-lived token for {manifest['name']} from {inputs.registry_origin}")
-        registry = Registry(client, inputs.registry, token or "", on_retry=_on_retry)
-        if token is None:
-            registry.auth = {}
+        registry = Registry(client, inputs.registry, token, on_retry=_on_retry)
         with group("Check the registry"):
             checks.check_against_registry(manifest, default_tag, registry.packument(manifest["name"]))
             print(f"{manifest['name']}@{manifest['version']} can be {inputs.mode}d with tag {tag}")

@@ -44,9 +44,10 @@ def document(packed: Packed, registry: str, tag: str, access: str | None) -> dic
 
 
 class Registry:
-    def __init__(self, client: httpx.Client, url: str, token: str, on_retry=None) -> None:
+    def __init__(self, client: httpx.Client, url: str, token: str | None, on_retry=None) -> None:
+        """Without a token (dry runs) requests go unauthenticated."""
         self.client, self.url, self.on_retry = client, url, on_retry
-        self.auth = {"authorization": f"Bearer {token}"}
+        self.auth = {"authorization": f"Bearer {token}"} if token else {}
 
     def _send(self, method: str, path: str, **kwargs) -> httpx.Response:
         try:

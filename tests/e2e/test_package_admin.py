@@ -19,6 +19,14 @@ def published(account, tmp_path, *versions: str, name: str | None = None) -> str
     return name
 
 
+def bypass_token(account) -> str:
+    """A read-write --bypass-2fa token, made before 2FA is on so it costs no OTP."""
+    created = account.http("POST", "-/npm/v1/tokens", json={
+        "password": PASSWORD, "bypass_2fa": True, "packages_and_scopes_permission": "read-write"})
+    assert created.status_code == 200, created.text
+    return created.json()["token"]
+
+
 def test_dist_tag_add_ls_rm(accounts, tmp_path):
     account = accounts.create()
     name = published(account, tmp_path, "1.0.0", "1.1.0")
@@ -98,13 +106,12 @@ def test_unpublish_whole_package(accounts, tmp_path):
 def test_access_mfa_publish_disallows_tokens_but_allows_a_2fa_session(accounts, tmp_path):
     account = accounts.create()
     name = published(account, tmp_path, "1.0.0")
-    created = account.http("POST", "-/npm/v1/tokens", json={
-        "password": PASSWORD, "bypass_2fa": True, "packages_and_scopes_permission": "read-write"})
+    bypass = bypass_token(account)
     account.enable_2fa()
     session = account.token
     result = account.npm("access", "set", "mfa=publish", name, f"--otp={account.otp()}")
     assert result.returncode == 0, result
-    account.use_token(created.json()["token"])
+    account.use_token(bypass)
     directory = make_package(tmp_path, name, "1.1.0")
     refused = account.npm("publish", cwd=directory)
     assert refused.returncode != 0
@@ -117,11 +124,10 @@ def test_access_mfa_publish_disallows_tokens_but_allows_a_2fa_session(accounts, 
 def test_access_mfa_automation_lets_bypass_tokens_publish(accounts, tmp_path):
     account = accounts.create()
     name = published(account, tmp_path, "1.0.0")
-    created = account.http("POST", "-/npm/v1/tokens", json={
-        "password": PASSWORD, "bypass_2fa": True, "packages_and_scopes_permission": "read-write"})
+    bypass = bypass_token(account)
     account.enable_2fa()
     assert account.npm("access", "set", "mfa=automation", name, f"--otp={account.otp()}").returncode == 0
-    account.use_token(created.json()["token"])
+    account.use_token(bypass)
     result = account.npm("publish", cwd=make_package(tmp_path, name, "1.1.0"))
     assert result.returncode == 0, result
 
@@ -145,11 +151,10 @@ def test_access_get_status_of_a_public_package(accounts, tmp_path):
 def test_access_mfa_none_lifts_the_policy(accounts, tmp_path):
     account = accounts.create()
     name = published(account, tmp_path, "1.0.0")
-    created = account.http("POST", "-/npm/v1/tokens", json={
-        "password": PASSWORD, "bypass_2fa": True, "packages_and_scopes_permission": "read-write"})
+    bypass = bypass_token(account)
     assert account.npm("access", "set", "mfa=publish", name).returncode == 0
     assert account.http("GET", f"-/package/{name}/access").json()["mfa"] == "publish"
     assert account.npm("access", "set", "mfa=none", name).returncode == 0
-    account.use_token(created.json()["token"])
+    account.use_token(bypass)
     result = account.npm("publish", cwd=make_package(tmp_path, name, "1.1.0"))
     assert result.returncode == 0, result
