@@ -14,6 +14,7 @@ import os
 import socket
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -24,9 +25,10 @@ from tests.support.packages import publish_document, tarball
 
 from . import load, report
 from .floor import exchange_floor
-from .servers import Server, create_user, rss_kib, start_stagegate, start_verdaccio
+from .servers import Server, create_user, rss_kib, start_ceiling, start_stagegate, start_verdaccio
 
 MIB = 1024 * 1024
+WARMUP = 100  # requests sent, and not timed, before each measured workload (both registries alike)
 CORGI = "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*"
 
 
@@ -59,11 +61,43 @@ def reads(server: Server, name: str, count: int) -> dict[str, load.Result]:
     url = server.url + name
     packument = httpx.get(url).json()
     tarballs = [v["dist"]["tarball"] for v in packument["versions"].values()]
+    load.run([get(url) for _ in range(WARMUP)] + [get(url, CORGI) for _ in range(WARMUP)] +
+             [get(tarballs[i % len(tarballs)], "*/*") for i in range(WARMUP)], 16)  # caches, JIT, pools
     return {
         "packument (full)": load.run([get(url) for _ in range(count)], 16, pid=server.pid),
         "packument (abbreviated)": load.run([get(url, CORGI) for _ in range(count)], 16, pid=server.pid),
         "tarball": load.run([get(tarballs[i % len(tarballs)], "*/*") for i in range(count)], 16, pid=server.pid),
     }
+
+
+def wire_bytes(url: str, accept: str) -> int:
+    """The size of a response body as sent (compressed, if the server compressed it)."""
+    response = httpx.get(url, headers={"accept": accept})
+    response.raise_for_status()
+    return response.num_bytes_downloaded
+
+
+def client_ceiling(workdir: Path, size: int, requests: Callable[[str], list]) -> load.Result:
+    """The same requests sent to bench/ceiling.py answering `size` bytes: the client's own limit."""
+    server = start_ceiling(workdir, size)
+    try:
+        return load.run(requests(server.url), 16)
+    finally:
+        server.stop()
+
+
+def ceilings(workdir: Path, stagegate: Server, name: str, count: int, jwts: list[str]) -> dict[str, load.Result]:
+    url = stagegate.url + name
+    tarball_url = next(iter(httpx.get(url).json()["versions"].values()))["dist"]["tarball"]
+    shapes = {"GET packument (full)": (wire_bytes(url, "application/json"), "application/json"),
+              "GET packument (abbreviated)": (wire_bytes(url, CORGI), CORGI),
+              "GET tarball": (wire_bytes(tarball_url, "*/*"), "*/*")}
+    found = {workload: client_ceiling(workdir, size, lambda base, a=accept: [get(base + name, a)] * count)
+             for workload, (size, accept) in shapes.items()}
+    found["OIDC exchange"] = client_ceiling(workdir, 100, lambda base: [
+        lambda c, j=j: c.post(f"{base}-/npm/v1/oidc/token/exchange/package/{name}",
+                              headers={"authorization": f"Bearer {j}"}) for j in jwts])
+    return found
 
 
 def stagegate_only(server: Server, issuer: FakeIssuer, workdir: Path, versions: int, exchanges: int) -> dict:
@@ -81,12 +115,14 @@ def stagegate_only(server: Server, issuer: FakeIssuer, workdir: Path, versions: 
     httpx.post(f"{server.url}-/package/{name}/trust", headers={**auth, "npm-otp": authenticator.code()},
                json=[{"type": "github", "claims": {"repository": "acme/widget", "workflow_ref": {
                    "file": "release.yml"}}, "permissions": ["createStagedPackage"]}]).raise_for_status()
-    jwts = [issuer.token() for _ in range(exchanges)]
-    exchange = load.run([lambda c, j=j: c.post(f"{server.url}-/npm/v1/oidc/token/exchange/package/{name}",
-                                               headers={"authorization": f"Bearer {j}"}) for j in jwts], 16,
-                        pid=server.pid)
-    floor_rate = exchange_floor(workdir, [issuer.token() for _ in range(exchanges)],
-                                issuer.key.public_key(), issuer.url, "npm:127.0.0.1")
+    def exchanges_of(jwts: list[str]) -> list:
+        return [lambda c, j=j: c.post(f"{server.url}-/npm/v1/oidc/token/exchange/package/{name}",
+                                      headers={"authorization": f"Bearer {j}"}) for j in jwts]
+
+    load.run(exchanges_of([issuer.token() for _ in range(WARMUP)]), 16)  # the JWKS fetch, statement caches
+    exchange = load.run(exchanges_of([issuer.token() for _ in range(exchanges)]), 16, pid=server.pid)
+    floor_rate = exchange_floor(workdir, [issuer.token() for _ in range(WARMUP + exchanges)],
+                                issuer.key.public_key(), issuer.url, "npm:127.0.0.1", warmup=WARMUP)
     return {"stage": stage, "exchange": exchange, "floor": floor_rate}
 
 
@@ -133,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--versions", type=int, default=300, help="versions of the read-heavy package")
     parser.add_argument("--packages", type=int, default=40, help="distinct 1 MiB packages published concurrently")
     parser.add_argument("--reads", type=int, default=2000, help="requests per read workload")
-    parser.add_argument("--exchanges", type=int, default=400)
+    parser.add_argument("--exchanges", type=int, default=2000)
     parser.add_argument("--upload-mib", type=int, default=100)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args(argv)
@@ -154,13 +190,16 @@ def main(argv: list[str] | None = None) -> int:
                 results.setdefault(f"GET {workload}", {})[label] = result
         print("== stagegate only")
         extra = stagegate_only(servers["stagegate"], issuer, workdir, 100, args.exchanges)
+        print("== the client's ceiling")
+        limits = ceilings(workdir, servers["stagegate"], "bench-pkg", args.reads,
+                          [issuer.token() for _ in range(args.exchanges)])
     finally:
         for server in servers.values():
             server.stop()
         issuer.stop()
     print("== memory")
     mem = memory(workdir, args.upload_mib * MIB)
-    table = report.table(results, extra, mem)
+    table = report.table(results, extra, mem, limits)
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latest.md").write_text(table + "\n")

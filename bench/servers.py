@@ -115,6 +115,17 @@ log: {{type: stdout, format: pretty, level: fatal}}
     return Server("verdaccio", url, process)
 
 
+def start_ceiling(workdir: Path, size: int) -> Server:
+    """bench/ceiling.py: a server that answers everything at once with `size` bytes."""
+    port = free_port()
+    log = open(workdir / f"ceiling-{port}.log", "ab")
+    process = subprocess.Popen([sys.executable, "-m", "bench.ceiling", "--port", str(port), "--size", str(size)],
+                               cwd=ROOT, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}/"
+    wait_for(url + "-/ping", process)
+    return Server("ceiling", url, process)
+
+
 def create_user(server: Server, name: str, password: str = "bench password 1") -> str:
     response = httpx.put(f"{server.url}-/user/org.couchdb.user:{name}", timeout=30,
                          json={"_id": f"org.couchdb.user:{name}", "name": name, "password": password,
