@@ -21,7 +21,10 @@ from ..store.registry import Package
 from ..domain.trust import CREATE_PACKAGE
 from .auth import credential, enforce, require_account, require_login, trust_token_for
 from .context import Broker
-from .http import Req, json_response
+from .http import Req, accepts_gzip, json_response
+
+
+GZIP_FROM = 1024  # smaller documents are sent as they are
 
 
 def package_name(req: Req) -> PackageName:
@@ -98,7 +101,12 @@ def get_packument(b: Broker, req: Req):
                                      lambda: _serialized(b, name, abbreviated))
     if body is None:
         raise _not_found(name)
-    return Response(body, media_type=ABBREVIATED_TYPE if abbreviated else "application/json")
+    kind, media_type = ("abbreviated", ABBREVIATED_TYPE) if abbreviated else ("full", "application/json")
+    headers = {"vary": "accept, accept-encoding"}
+    if len(body) > GZIP_FROM and accepts_gzip(req.headers.get("accept-encoding")):
+        body = b.packuments.gzipped(name.name, kind, body)
+        headers["content-encoding"] = "gzip"
+    return Response(body, media_type=media_type, headers=headers)
 
 
 def get_version(b: Broker, req: Req):

@@ -8,6 +8,7 @@ bounded.
 
 from __future__ import annotations
 
+import gzip
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -66,6 +67,16 @@ class PackumentCache:
             return None
         self._lru.put(key, built, len(built[1]))
         return built[1]
+
+    def gzipped(self, name: str, kind: str, body: bytes) -> bytes:
+        """`body` (a document this cache handed out) gzip-compressed, once per document."""
+        key = (name, kind, "gzip")
+        cached = self._lru.get(key)
+        if cached is not None and cached[0] is body:
+            return cached[1]
+        packed = gzip.compress(body, compresslevel=6, mtime=0)
+        self._lru.put(key, (body, packed), len(packed) + len(body))
+        return packed
 
 
 class BlobCache:

@@ -139,3 +139,26 @@ def test_a_single_version_document_by_number_or_tag(accounts, tmp_path):
     assert by_number.status_code == by_tag.status_code == 200
     assert by_number.json() == by_tag.json() and by_number.json()["version"] == "1.0.0"
     assert httpx.get(f"{account.registry}{name}/9.9.9").status_code == 404
+
+
+def test_packuments_are_gzipped_for_clients_that_accept_it_and_follow_new_versions(accounts, tmp_path):
+    account = accounts.create()
+    name = unique_name()
+    source = make_package(tmp_path, name, optionalDependencies={f"dep-{i}": "^1.0.0" for i in range(100)})
+    assert account.npm("publish", cwd=source).returncode == 0
+    url = account.registry + name
+    plain = httpx.get(url, headers={"accept-encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+    packed = httpx.get(url, headers={"accept-encoding": "gzip, deflate"})
+    assert packed.headers["content-encoding"] == "gzip" and "accept-encoding" in packed.headers["vary"]
+    assert packed.json() == plain.json()
+    refused = httpx.get(url, headers={"accept-encoding": "br, gzip;q=0"})
+    assert "content-encoding" not in refused.headers
+    set_version(source, "1.1.0")
+    assert account.npm("publish", cwd=source).returncode == 0
+    for accept in ("application/json", "application/vnd.npm.install-v1+json"):
+        again = httpx.get(url, headers={"accept-encoding": "gzip", "accept": accept})
+        assert again.headers["content-encoding"] == "gzip"
+        assert set(again.json()["versions"]) == {"1.0.0", "1.1.0"}
+    view = accounts.anonymous()("view", name, "versions", "--json")
+    assert json.loads(view.stdout) == ["1.0.0", "1.1.0"]
