@@ -6,7 +6,8 @@ The result is a typed claims object; nothing downstream touches the raw JWT.
 from __future__ import annotations
 
 import time
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import jwt
 from pydantic import BaseModel, ValidationError
@@ -28,14 +29,30 @@ class TemporarilyUnverifiable(Exception):
     """The issuer's keys could not be fetched: not the caller's fault."""
 
 
-def verify_jwt(token: str, *, jwks: JwksCache, issuer: str, audiences: list[str],
-               model: type[Claims]) -> Claims:
+@dataclass(frozen=True)
+class Unverified:
+    """A JWT's header and claims before any check: only for choosing the issuer and its key."""
+
+    header: dict[str, Any]
+    payload: dict[str, Any]
+
+
+def peek(token: str) -> Unverified:
+    """Parse a JWT without trusting it (one parse, shared by the issuer choice and the key lookup)."""
     if len(token) > MAX_TOKEN_BYTES or token.count(".") != 2:
         raise TokenRejected("the OIDC token is not a JWT")
     try:
-        header = jwt.get_unverified_header(token)
-    except jwt.DecodeError:
+        parsed = jwt.api_jwt.decode_complete(token, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
         raise TokenRejected("the OIDC token is not a JWT") from None
+    if not isinstance(parsed["header"], dict) or not isinstance(parsed["payload"], dict):
+        raise TokenRejected("the OIDC token is not a JWT")
+    return Unverified(parsed["header"], parsed["payload"])
+
+
+def verify_jwt(token: str, *, jwks: JwksCache, issuer: str, audiences: list[str],
+               model: type[Claims], unverified: Unverified | None = None) -> Claims:
+    header = (unverified or peek(token)).header
     alg, kid = header.get("alg"), header.get("kid")
     if alg not in ALGORITHMS:
         raise TokenRejected(f"the OIDC token is signed with {alg!r}; only {', '.join(ALGORITHMS)} is accepted")

@@ -7,7 +7,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..domain.credentials import Credential, TfaMode, TokenKind
@@ -136,7 +136,7 @@ def insert_token(conn: Connection, *, digest: str, display: str, user_id: int | 
                    cidr_whitelist=list(cidr_whitelist or []), trust_package=trust_package,
                    trust_permissions=sorted(trust_permissions or []), origin=dict(origin or {}), created_at=now,
                    expires_at=expires_at)
-    conn.execute(insert(tokens).values(
+    conn.execute(_INSERT_TOKEN, dict(
         id=token_id, digest=digest, display=display, user_id=user_id, kind=kind.value, name=name,
         description=description, readonly=readonly, bypass_2fa=bypass_2fa, packages=json.dumps(row.packages),
         scopes=json.dumps(row.scopes), cidr_whitelist=json.dumps(row.cidr_whitelist), trust_package=trust_package,
@@ -145,8 +145,14 @@ def insert_token(conn: Connection, *, digest: str, display: str, user_id: int | 
     return row
 
 
+# Built once: the exchange and every authenticated request run these, and building a statement
+# (values(), its cache key) cost more CPU than executing it.
+_INSERT_TOKEN = insert(tokens)
+_TOKEN_BY_DIGEST = select(tokens).where(tokens.c.digest == bindparam("digest"))
+
+
 def token_by_digest(conn: Connection, digest: str) -> TokenRow | None:
-    row = conn.execute(select(tokens).where(tokens.c.digest == digest)).first()
+    row = conn.execute(_TOKEN_BY_DIGEST, {"digest": digest}).first()
     return _token(row) if row else None
 
 

@@ -11,8 +11,11 @@ from .tables import audit_log
 
 
 def record(conn: Connection, event: str, *, actor: str | None, package: str | None = None, **detail) -> None:
-    conn.execute(insert(audit_log).values(at=time.time(), event=event, actor=actor, package=package,
-                                          detail=json.dumps(detail, sort_keys=True, default=str)))
+    conn.execute(_INSERT, {"at": time.time(), "event": event, "actor": actor, "package": package,
+                           "detail": json.dumps(detail, sort_keys=True, default=str)})
+
+
+_INSERT = insert(audit_log)  # built once: every exchange and write records an event
 
 
 def events(conn: Connection, event: str | None = None, limit: int = 100) -> list[dict]:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 
@@ -31,6 +33,80 @@ def _sqlite_engine(url: str, begin: str) -> Engine:
     return engine
 
 
+T = TypeVar("T")
+
+
+@dataclass(eq=False)
+class _Pending:
+    work: Callable[[Connection], Any]
+    wake: threading.Event = field(default_factory=threading.Event)
+    finished: bool = False
+    value: Any = None
+    error: BaseException | None = None
+
+
+class GroupCommit:
+    """Group commit: while one thread commits, the calls that arrive queue up and then share the
+    next transaction. The thread whose call finds nobody committing leads: it runs the queued
+    calls, commits, wakes them and hands the lead to the first call queued meanwhile."""
+
+    def __init__(self, begin: Callable[[], AbstractContextManager[Connection]], max_group: int = 64) -> None:
+        self._begin = begin
+        self._max = max_group
+        self._mutex = threading.Lock()
+        self._queue: list[_Pending] = []
+        self._busy = False
+
+    def run(self, work: Callable[[Connection], T]) -> T:
+        item = _Pending(work)
+        with self._mutex:
+            self._queue.append(item)
+            leads, self._busy = not self._busy, True
+        if not leads:
+            item.wake.wait()  # finished, or handed the lead
+        if not item.finished:
+            self._lead()
+        if item.error is not None:
+            raise item.error
+        return item.value
+
+    def _lead(self) -> None:
+        with self._mutex:
+            group, self._queue = self._queue[:self._max], self._queue[self._max:]
+        try:
+            self._commit(group)
+        finally:
+            with self._mutex:
+                if self._queue:
+                    self._queue[0].wake.set()  # not finished: it leads the next group
+                else:
+                    self._busy = False
+
+    def _commit(self, group: list[_Pending]) -> None:
+        try:
+            with self._begin() as conn:
+                if len(group) == 1:
+                    group[0].value = group[0].work(conn)  # if it raises, the transaction rolls back
+                else:
+                    for item in group:
+                        savepoint = conn.begin_nested()
+                        try:
+                            item.value = item.work(conn)
+                        except Exception as exc:
+                            savepoint.rollback()
+                            item.error = exc
+                        else:
+                            savepoint.commit()
+        except Exception as exc:  # nothing of this group is durable
+            for item in group:
+                if item.error is None:
+                    item.error = exc
+        finally:
+            for item in group:
+                item.finished = True
+                item.wake.set()
+
+
 class Database:
     """`write()` for a state change (one transaction), `read()` for a consistent snapshot."""
 
@@ -46,6 +122,7 @@ class Database:
         else:
             self._writer = self._reader = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10,
                                                         pool_recycle=1800)
+        self._group = GroupCommit(self.write)
 
     @property
     def dialect(self) -> str:
@@ -55,6 +132,13 @@ class Database:
     def write(self) -> Iterator[Connection]:
         with self._write_lock, self._writer.begin() as conn:
             yield conn
+
+    def write_grouped(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` in a write transaction that it may share with other threads' concurrent calls:
+        one commit (one fsync) for the group, each `work` in its own savepoint. It returns (or
+        raises) only once the group's commit is durable; if `work` raises, only its own changes are
+        undone. `work` must not open another write transaction."""
+        return self._group.run(work)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

@@ -6,7 +6,7 @@ import json
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -33,8 +33,11 @@ class VersionRow:
     created_at: float
 
 
+_PACKAGE = select(packages).where(packages.c.name == bindparam("name"))  # built once: every request reads it
+
+
 def package(conn: Connection, name: str) -> Package | None:
-    row = conn.execute(select(packages).where(packages.c.name == name)).first()
+    row = conn.execute(_PACKAGE, {"name": name}).first()
     return Package(row.name, row.access, row.mfa, row.rev, row.readme, row.created_at, row.modified_at) if row else None
 
 
@@ -90,11 +93,14 @@ def version_row(conn: Connection, name: str, version: str) -> VersionRow | None:
 
 def published_tarball(conn: Connection, name: str, version: str) -> tuple[str, str] | None:
     """(blob key, package access) of a published version, in one lookup."""
-    row = conn.execute(select(versions.c.blob, packages.c.access)
-                       .join(packages, packages.c.name == versions.c.package)
-                       .where(versions.c.package == name, versions.c.version == version,
-                              versions.c.state == "published")).first()
+    row = conn.execute(_PUBLISHED_TARBALL, {"name": name, "version": version}).first()
     return (row.blob, row.access) if row and row.blob else None
+
+
+_PUBLISHED_TARBALL = (select(versions.c.blob, packages.c.access)  # built once: every tarball GET runs it
+                      .join(packages, packages.c.name == versions.c.package)
+                      .where(versions.c.package == bindparam("name"), versions.c.version == bindparam("version"),
+                             versions.c.state == "published"))
 
 
 def published_versions(conn: Connection, name: str) -> list[VersionRow]:

@@ -6,7 +6,7 @@ import json
 import time
 import uuid
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -20,9 +20,11 @@ def _relationship(row) -> TrustRelationship:
 
 
 def relationships(conn: Connection, package: str) -> list[TrustRelationship]:
-    rows = conn.execute(select(trust_relationships).where(trust_relationships.c.package == package)
-                        .order_by(trust_relationships.c.created_at, trust_relationships.c.id)).all()
-    return [_relationship(r) for r in rows]
+    return [_relationship(r) for r in conn.execute(_RELATIONSHIPS, {"package": package})]
+
+
+_RELATIONSHIPS = (select(trust_relationships).where(trust_relationships.c.package == bindparam("package"))
+                  .order_by(trust_relationships.c.created_at, trust_relationships.c.id))
 
 
 def add_relationship(conn: Connection, package: str, provider: str, claims: dict, permissions: list[str],
@@ -61,11 +63,14 @@ def bind(conn: Connection, relationship_id: str, ids: dict[str, str]) -> bool:
 
 def claim_jti(conn: Connection, issuer: str, jti: str, expires_at: float) -> bool:
     """Record a JWT id as used; False when it was used before (ON CONFLICT: no savepoint needed)."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(oidc_jtis).values(issuer=issuer, jti=jti, expires_at=expires_at)
-    # RETURNING, not rowcount: psycopg reports -1 for an INSERT … ON CONFLICT here.
-    inserted = statement.on_conflict_do_nothing(index_elements=["issuer", "jti"]).returning(oidc_jtis.c.jti)
-    return conn.execute(inserted).first() is not None
+    statement = _CLAIM_JTI["postgresql" if conn.dialect.name == "postgresql" else "sqlite"]
+    return conn.execute(statement, {"issuer": issuer, "jti": jti, "expires_at": expires_at}).first() is not None
+
+
+# RETURNING, not rowcount: psycopg reports -1 for an INSERT … ON CONFLICT here. Built once per dialect.
+_CLAIM_JTI = {dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(oidc_jtis)
+              .on_conflict_do_nothing(index_elements=["issuer", "jti"]).returning(oidc_jtis.c.jti)
+              for dialect in (postgresql, sqlite)}
 
 
 def forget_expired_jtis(conn: Connection, leeway: float) -> None:
