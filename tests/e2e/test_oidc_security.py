@@ -309,3 +309,22 @@ def test_a_trust_relationship_is_the_exception_to_a_no_tokens_publishing_policy(
     response = httpx.put(broker.url + name, json=publish_document(name, "1.1.0"),
                          headers={"authorization": f"Bearer {minted}"})
     assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("shape", [
+    "x.y.z",  # not base64 JSON
+    _b64(b"[1]") + "." + _b64(b"{}") + ".sig",  # a header that is not an object
+    _b64(b'{"alg":"RS256"}') + "." + _b64(b'"claims"') + ".sig",  # claims that are not an object
+    _b64(b"{}") + "." + _b64(bytes([0xFF, 0xFE])) + ".sig",  # not UTF-8
+    "a.b",  # two parts
+    "..",
+])
+def test_tokens_that_are_not_jwts_are_401(target, broker, shape):
+    assert_refused(exchange(broker.url, target[1], shape), 401, "not a JWT")
+
+
+def test_a_token_the_lenient_peek_reads_but_pyjwt_refuses_is_401(target, issuer, broker):
+    header, payload, signature = issuer.token().split(".")
+    mangled = f"{header}.{payload[:10]}!{payload[10:]}.{signature}"  # '!' is not base64url
+    response = exchange(broker.url, target[1], mangled)
+    assert response.status_code == 401 and "OIDC token" in response.json()["message"]
