@@ -83,28 +83,43 @@ class GroupCommit:
                     self._busy = False
 
     def _commit(self, group: list[_Pending]) -> None:
+        """Run the group in one transaction, in order. When a call raises, everything is rolled back
+        and the group runs again without it: its error is what a serial run would have given (it saw
+        exactly the calls before it), and the rest pay no savepoint in the common case."""
+        pending = list(group)
         try:
-            with self._begin() as conn:
-                if len(group) == 1:
-                    group[0].value = group[0].work(conn)  # if it raises, the transaction rolls back
-                else:
-                    for item in group:
-                        savepoint = conn.begin_nested()
-                        try:
-                            item.value = item.work(conn)
-                        except Exception as exc:
-                            savepoint.rollback()
-                            item.error = exc
-                        else:
-                            savepoint.commit()
-        except Exception as exc:  # nothing of this group is durable
-            for item in group:
-                if item.error is None:
-                    item.error = exc
+            while pending:
+                failed = self._attempt(pending)
+                if failed is None:
+                    return
+                pending.remove(failed)
         finally:
             for item in group:
                 item.finished = True
                 item.wake.set()
+
+    def _attempt(self, items: list[_Pending]) -> _Pending | None:
+        """None once the items are committed (or the commit failed for all); else the first that raised."""
+        try:
+            with self._begin() as conn:
+                for item in items:
+                    try:
+                        item.value = item.work(conn)
+                    except Exception as exc:
+                        item.error = exc
+                        raise _Undo(item) from exc
+        except _Undo as undo:
+            return undo.item
+        except Exception as exc:  # BEGIN or COMMIT failed: nothing of this group is durable
+            for item in items:
+                item.error = item.error or exc
+        return None
+
+
+class _Undo(Exception):
+    def __init__(self, item: _Pending) -> None:
+        super().__init__("roll the group back")
+        self.item = item
 
 
 class Database:
@@ -135,9 +150,10 @@ class Database:
 
     def write_grouped(self, work: Callable[[Connection], T]) -> T:
         """Run `work` in a write transaction that it may share with other threads' concurrent calls:
-        one commit (one fsync) for the group, each `work` in its own savepoint. It returns (or
-        raises) only once the group's commit is durable; if `work` raises, only its own changes are
-        undone. `work` must not open another write transaction."""
+        one commit (one fsync) for the group. It returns (or raises) only once the group's commit is
+        durable; if `work` raises, only its own changes are undone. `work` may run more than once (when
+        another call of its group raises), so it must act only through `conn`, and it must not open
+        another write transaction."""
         return self._group.run(work)
 
     @contextmanager
