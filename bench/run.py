@@ -203,6 +203,6 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latest.md").write_text(table + "\n")
-    report.plot(results, extra, mem, args.out / "ratios.png")
+    report.plot(results, extra, mem, args.out / "ratios.png", limits)
     print(f"wrote {args.out / 'latest.md'} and {args.out / 'ratios.png'}")
     return 0
