@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from urllib.parse import urlsplit
 
 from ..domain.trust import Provider
@@ -26,7 +27,7 @@ class Broker:
     packuments: PackumentCache = field(default_factory=PackumentCache)
     blob_cache: BlobCache = field(default_factory=BlobCache)
 
-    @property
+    @cached_property
     def audiences(self) -> list[str]:
         return [f"npm:{self.public_host}", *self.settings.oidc_extra_audiences]
 

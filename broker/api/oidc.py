@@ -15,7 +15,7 @@ from ..errors import RegistryError
 from ..oidc.issuers import TrustedIssuer
 from ..oidc.verify import LEEWAY, TemporarilyUnverifiable, TokenRejected, peek, verify_jwt
 from ..security.tokens import new_token, token_digest, token_display_prefix
-from ..store import accounts, audit, registry
+from ..store import accounts, audit
 from ..store import trust as trust_store
 from .context import Broker
 from .http import Req, json_response
@@ -76,9 +76,9 @@ def _verified_claims(b: Broker, req: Req, package: str):
 
 
 def _match_and_mint(b: Broker, conn, issuer: TrustedIssuer, claims, package: str) -> tuple[Match, str]:
-    if registry.package(conn, package) is None:
+    relationships = trust_store.package_relationships(conn, package)
+    if relationships is None:
         raise ExchangeRefused(404, "OIDC token exchange error - package not found")
-    relationships = trust_store.relationships(conn, package)
     match = matching_relationships(issuer.provider, claims, relationships)
     if not match.granted:
         raise ExchangeRefused(403, _no_match_message(issuer, claims, package, match, bool(relationships)))

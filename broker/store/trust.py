@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from ..domain.trust import TrustRelationship
-from .tables import oidc_jtis, trust_relationships
+from .tables import oidc_jtis, packages, trust_relationships
 
 
 def _relationship(row) -> TrustRelationship:
@@ -23,6 +23,19 @@ def relationships(conn: Connection, package: str) -> list[TrustRelationship]:
     return [_relationship(r) for r in conn.execute(_RELATIONSHIPS, {"package": package})]
 
 
+def package_relationships(conn: Connection, package: str) -> list[TrustRelationship] | None:
+    """The package's relationships, or None when there is no such package (one query, for the exchange)."""
+    rows = conn.execute(_PACKAGE_RELATIONSHIPS, {"package": package}).all()
+    if not rows:
+        return None
+    return [_relationship(r) for r in rows if r.id is not None]
+
+
+_PACKAGE_RELATIONSHIPS = (select(packages.c.name, trust_relationships)
+                          .select_from(packages.outerjoin(trust_relationships,
+                                                          trust_relationships.c.package == packages.c.name))
+                          .where(packages.c.name == bindparam("package"))
+                          .order_by(trust_relationships.c.created_at, trust_relationships.c.id))
 _RELATIONSHIPS = (select(trust_relationships).where(trust_relationships.c.package == bindparam("package"))
                   .order_by(trust_relationships.c.created_at, trust_relationships.c.id))
 
