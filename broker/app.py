@@ -141,7 +141,12 @@ class RegistryApp:
             client = request.client.host if request.client else None
             req = Req(method, raw_path, params, parse_query(request.scope.get("query_string", b"")),
                       request.headers, await read_body(request, matched.max_body), client)
-            response = await to_thread.run_sync(_handle, matched, self.broker, req)
+            if matched.on_loop:
+                if not matched.trust_ok:
+                    await to_thread.run_sync(refuse_trust_token, self.broker, req)
+                response = await matched.handler(self.broker, req)
+            else:
+                response = await to_thread.run_sync(_handle, matched, self.broker, req)
         except RegistryError as exc:
             return error_response(exc)
         except Exception:  # the last resort: log it, tell the client something went wrong on our side

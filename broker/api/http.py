@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote
@@ -66,7 +67,7 @@ class Req:
         return self.headers.get("npm-otp")
 
 
-Handler = Callable[[Any, Req], Response]
+Handler = Callable[[Any, Req], Response | Awaitable[Response]]
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class Route:
     handler: Handler
     max_body: int = SMALL_BODY
     trust_ok: bool = False  # whether a trust-issued token may call it at all
+    on_loop: bool = False  # an async handler: it runs on the event loop and keeps blocking work off it
 
 
 # A package in a path: @scope%2fname, @scope/name, or name (never starting with "-": those are API routes).
@@ -84,7 +86,8 @@ PKG = r"(?P<pkg>@[^/]+(?:/|%2[fF])[^/]+|[^@/\-][^/]*)"
 
 def route(method: str, template: str, handler: Handler, max_body: int = SMALL_BODY, trust_ok: bool = False) -> Route:
     """`template` is a regex over the raw (still percent-encoded) path; {pkg} is a package name."""
-    return Route(method, re.compile("^" + template.replace("{pkg}", PKG) + "/?$"), handler, max_body, trust_ok)
+    return Route(method, re.compile("^" + template.replace("{pkg}", PKG) + "/?$"), handler, max_body, trust_ok,
+                 inspect.iscoroutinefunction(handler))
 
 
 def resolve(routes: list[Route], method: str, raw_path: str) -> tuple[Route | None, dict[str, str], bool]:

@@ -38,6 +38,12 @@ class JwksCache:
         self._fetched_at = 0.0
         self._lock = threading.Lock()
 
+    def cached(self, kid: str) -> PyJWK | None:
+        """The key if it is cached and fresh: never fetches, so an event loop may call it."""
+        if time.monotonic() - self._fetched_at < CACHE_TTL:
+            return self._keys.get(kid)
+        return None
+
     def key(self, kid: str) -> PyJWK | None:
         """The signing key with this kid, refreshing the cache when it is stale or the kid is new."""
         now = time.monotonic()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import jwt
+from jwt import PyJWK
 from pydantic import BaseModel, ValidationError
 
 from .jwks import JwksCache, JwksUnavailable
@@ -44,7 +45,7 @@ def peek(token: str) -> Unverified:
     """Read a JWT's header and claims without trusting them: enough to pick the issuer and its key.
 
     Plain base64 and JSON (PyJWT's own parse checks every character in Python and would run twice
-    per exchange); `verify_jwt` then has PyJWT parse and check the whole token strictly."""
+    per exchange); `verify_signed` then has PyJWT parse and check the whole token strictly."""
     if len(token) > MAX_TOKEN_BYTES or token.count(".") != 2:
         raise TokenRejected("the OIDC token is not a JWT")
     header, payload, _ = token.split(".")
@@ -57,20 +58,29 @@ def peek(token: str) -> Unverified:
     return Unverified(*parts)
 
 
-def verify_jwt(token: str, *, jwks: JwksCache, issuer: str, audiences: list[str],
-               model: type[Claims], unverified: Unverified | None = None) -> Claims:
-    header = (unverified or peek(token)).header
-    alg, kid = header.get("alg"), header.get("kid")
+def signing_key_id(unverified: Unverified) -> str:
+    """The kid of an acceptable algorithm's key, before any key is touched."""
+    alg, kid = unverified.header.get("alg"), unverified.header.get("kid")
     if alg not in ALGORITHMS:
         raise TokenRejected(f"the OIDC token is signed with {alg!r}; only {', '.join(ALGORITHMS)} is accepted")
     if not isinstance(kid, str) or not kid:
         raise TokenRejected("the OIDC token names no signing key (kid)")
+    return kid
+
+
+def issuer_key(jwks: JwksCache, kid: str) -> PyJWK:
+    """The issuer's key `kid`, fetching the issuer's keys when needed (blocking)."""
     try:
         key = jwks.key(kid)
     except JwksUnavailable as exc:
         raise TemporarilyUnverifiable(str(exc)) from None
     if key is None:
         raise TokenRejected(f"the OIDC token is signed with a key ({kid}) the issuer does not publish")
+    return key
+
+
+def verify_signed(token: str, key: PyJWK, *, issuer: str, audiences: list[str], model: type[Claims]) -> Claims:
+    """PyJWT checks the signature with `key`, then iss, aud and the times; the claims become `model`."""
     try:
         payload = jwt.decode(
             token, key.key, algorithms=list(ALGORITHMS), audience=audiences, issuer=issuer, leeway=LEEWAY,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -36,90 +37,88 @@ def _sqlite_engine(url: str, begin: str) -> Engine:
 T = TypeVar("T")
 
 
-@dataclass(eq=False)
-class _Pending:
-    work: Callable[[Connection], Any]
-    wake: threading.Event = field(default_factory=threading.Event)
-    finished: bool = False
-    value: Any = None
-    error: BaseException | None = None
-
-
 class GroupCommit:
-    """Group commit: while one thread commits, the calls that arrive queue up and then share the
-    next transaction. The thread whose call finds nobody committing leads: it runs the queued
-    calls, commits, wakes them and hands the lead to the first call queued meanwhile."""
+    """Group commit on a writer thread of its own: calls queue up while a group commits, then all of
+    them (up to `max_group`) run in the next transaction and share its commit (one fsync).
+
+    A group runs in order in one transaction. When a call raises, everything is rolled back and the
+    group runs again without it: its error is what a serial run would have given (it saw exactly
+    the calls before it), and the others pay no savepoint in the common case."""
 
     def __init__(self, begin: Callable[[], AbstractContextManager[Connection]], max_group: int = 64) -> None:
         self._begin = begin
         self._max = max_group
-        self._mutex = threading.Lock()
-        self._queue: list[_Pending] = []
-        self._busy = False
+        self._queue: queue.SimpleQueue[tuple[Callable[[Connection], Any], Future] | None] = queue.SimpleQueue()
+        self._start = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closed = False
 
-    def run(self, work: Callable[[Connection], T]) -> T:
-        item = _Pending(work)
-        with self._mutex:
-            self._queue.append(item)
-            leads, self._busy = not self._busy, True
-        if not leads:
-            item.wake.wait()  # finished, or handed the lead
-        if not item.finished:
-            self._lead()
-        if item.error is not None:
-            raise item.error
-        return item.value
+    def submit(self, work: Callable[[Connection], T]) -> Future[T]:
+        if self._closed:
+            raise RuntimeError("the database is closed")
+        if self._thread is None:
+            with self._start:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._serve, name="stagegate-group-commit", daemon=True)
+                    self._thread.start()
+        future: Future[T] = Future()
+        self._queue.put((work, future))
+        return future
 
-    def _lead(self) -> None:
-        with self._mutex:
-            group, self._queue = self._queue[:self._max], self._queue[self._max:]
-        try:
-            self._commit(group)
-        finally:
-            with self._mutex:
-                if self._queue:
-                    self._queue[0].wake.set()  # not finished: it leads the next group
-                else:
-                    self._busy = False
+    def close(self) -> None:
+        self._closed = True
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(10)
 
-    def _commit(self, group: list[_Pending]) -> None:
-        """Run the group in one transaction, in order. When a call raises, everything is rolled back
-        and the group runs again without it: its error is what a serial run would have given (it saw
-        exactly the calls before it), and the rest pay no savepoint in the common case."""
-        pending = list(group)
-        try:
-            while pending:
-                failed = self._attempt(pending)
-                if failed is None:
-                    return
-                pending.remove(failed)
-        finally:
-            for item in group:
-                item.finished = True
-                item.wake.set()
+    def _serve(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            group = [first]
+            while len(group) < self._max:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)  # stop after this group
+                    break
+                group.append(item)
+            try:
+                self._commit(group)
+            except BaseException as exc:  # never leave a caller waiting on a future nobody will set
+                for _, future in group:
+                    if not future.done():
+                        future.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
 
-    def _attempt(self, items: list[_Pending]) -> _Pending | None:
-        """None once the items are committed (or the commit failed for all); else the first that raised."""
-        try:
-            with self._begin() as conn:
-                for item in items:
-                    try:
-                        item.value = item.work(conn)
-                    except Exception as exc:
-                        item.error = exc
-                        raise _Undo(item) from exc
-        except _Undo as undo:
-            return undo.item
-        except Exception as exc:  # BEGIN or COMMIT failed: nothing of this group is durable
-            for item in items:
-                item.error = item.error or exc
-        return None
-
-
-class _Undo(Exception):
-    def __init__(self, item: _Pending) -> None:
-        super().__init__("roll the group back")
-        self.item = item
+    def _commit(self, group: list[tuple[Callable[[Connection], Any], Future]]) -> None:
+        pending = [item for item in group if item[1].set_running_or_notify_cancel()]
+        while pending:
+            values: list[Any] = []
+            failure: tuple[int, Exception] | None = None
+            try:
+                with self._begin() as conn:
+                    for index, (work, _) in enumerate(pending):
+                        try:
+                            values.append(work(conn))
+                        except Exception as exc:
+                            failure = (index, exc)
+                            raise
+            except Exception as exc:
+                if failure is not None:  # that call alone fails; the others run again without it
+                    index, error = failure
+                    pending.pop(index)[1].set_exception(error)
+                    continue
+                for _, future in pending:  # BEGIN or COMMIT failed: nothing of this group is durable
+                    future.set_exception(exc)
+                return
+            for (_, future), value in zip(pending, values, strict=True):
+                future.set_result(value)
+            return
 
 
 class Database:
@@ -148,13 +147,13 @@ class Database:
         with self._write_lock, self._writer.begin() as conn:
             yield conn
 
-    def write_grouped(self, work: Callable[[Connection], T]) -> T:
-        """Run `work` in a write transaction that it may share with other threads' concurrent calls:
-        one commit (one fsync) for the group. It returns (or raises) only once the group's commit is
-        durable; if `work` raises, only its own changes are undone. `work` may run more than once (when
-        another call of its group raises), so it must act only through `conn`, and it must not open
-        another write transaction."""
-        return self._group.run(work)
+    def write_grouped(self, work: Callable[[Connection], T]) -> Future[T]:
+        """Run `work` in a write transaction that it may share with other concurrent calls: one commit
+        (one fsync) for the group. The future resolves only once the group's commit is durable; if
+        `work` raises, only its own changes are undone and the future holds its exception. `work` runs
+        on the writer thread, may run more than once (when another call of its group raises), so it
+        must act only through `conn`, and it must not open another write transaction."""
+        return self._group.submit(work)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -162,5 +161,6 @@ class Database:
             yield conn
 
     def dispose(self) -> None:
+        self._group.close()
         self._writer.dispose()
         self._reader.dispose()

@@ -7,6 +7,7 @@ import time
 
 import pytest
 from sqlalchemy import event
+from sqlalchemy.exc import IntegrityError
 
 from broker.store.db import Database
 
@@ -42,10 +43,11 @@ def wait_until(condition, seconds: float = 10) -> None:
 def test_calls_queued_behind_a_commit_share_the_next_one_and_a_failure_undoes_only_its_own_work(db):
     commits = []
     event.listen(db._writer, "commit", lambda conn: commits.append(1))
-    release = threading.Event()
+    started, release = threading.Event(), threading.Event()
 
     def first(conn) -> str:
         conn.exec_driver_sql("INSERT INTO items (name) VALUES ('first')")
+        started.set()
         release.wait(10)
         return "first"
 
@@ -53,44 +55,33 @@ def test_calls_queued_behind_a_commit_share_the_next_one_and_a_failure_undoes_on
         conn.exec_driver_sql("INSERT INTO items (name) VALUES ('half-done')")
         raise ValueError("refused")
 
-    results: dict[str, object] = {}
-
-    def call(key: str, work) -> None:
-        try:
-            results[key] = db.write_grouped(work)
-        except Exception as exc:  # noqa: BLE001 - each call's own failure, checked below
-            results[key] = exc
-
-    threads = [threading.Thread(target=call, args=("first", first))]
-    threads[0].start()
-    wait_until(lambda: db._group._busy)
-    works = [(f"n{i}", insert(f"n{i}")) for i in range(10)] + [("failing", failing), ("dup", insert("n3"))]
-    for queued, (key, work) in enumerate(works, start=1):  # one at a time: the queue keeps this order
-        threads.append(threading.Thread(target=call, args=(key, work)))
-        threads[-1].start()
-        wait_until(lambda n=queued: len(db._group._queue) == n)
+    head = db.write_grouped(first)
+    assert started.wait(10)
+    queued = [db.write_grouped(insert(f"n{i}")) for i in range(10)]
+    refused = db.write_grouped(failing)
+    duplicate = db.write_grouped(insert("n3"))
+    wait_until(lambda: db._group._queue.qsize() == 12)
     release.set()
-    for thread in threads:
-        thread.join(10)
 
-    assert len(commits) == 2  # the first call's, then one for all eleven that queued behind it
+    assert head.result(10) == "first"
+    assert [f.result(10) for f in queued] == [f"n{i}" for i in range(10)]
+    assert isinstance(refused.exception(10), ValueError)
+    assert isinstance(duplicate.exception(10), IntegrityError)  # n3 came first, as in a serial run
+    assert len(commits) == 2  # the first call's, then one for all that queued behind it
     assert names(db) == {"first", *(f"n{i}" for i in range(10))}
-    assert isinstance(results["failing"], ValueError)
-    assert results["dup"].__class__.__name__ == "IntegrityError"
-    assert all(results[f"n{i}"] == f"n{i}" for i in range(10))
 
 
-def test_a_lone_call_runs_in_its_own_transaction_and_a_failure_rolls_it_back(db):
-    assert db.write_grouped(insert("alone")) == "alone"
+def test_a_lone_failure_is_rolled_back_and_the_writer_goes_on(db):
+    assert db.write_grouped(insert("alone")).result(10) == "alone"
 
     def failing(conn):
         conn.exec_driver_sql("INSERT INTO items (name) VALUES ('undone')")
         raise ValueError("no")
 
     with pytest.raises(ValueError):
-        db.write_grouped(failing)
-    assert names(db) == {"alone"}
-    assert db.write_grouped(insert("after")) == "after"  # the lead was handed back
+        db.write_grouped(failing).result(10)
+    assert db.write_grouped(insert("after")).result(10) == "after"
+    assert names(db) == {"alone", "after"}
 
 
 def test_many_threads_all_finish_with_their_rows_durable(db):
@@ -98,7 +89,7 @@ def test_many_threads_all_finish_with_their_rows_durable(db):
 
     def call(i: int) -> None:
         try:
-            db.write_grouped(insert(f"row{i}"))
+            db.write_grouped(insert(f"row{i}")).result(30)
         except BaseException as exc:  # noqa: BLE001 - any failure fails the test below
             errors.append(exc)
 
@@ -108,3 +99,13 @@ def test_many_threads_all_finish_with_their_rows_durable(db):
     for thread in threads:
         thread.join(30)
     assert not errors and names(db) == {f"row{i}" for i in range(64)}
+
+
+def test_a_closed_database_takes_no_more_grouped_writes(tmp_path):
+    database = Database(f"sqlite:///{tmp_path / 'closed.db'}")
+    with database.write() as conn:
+        conn.exec_driver_sql("CREATE TABLE items (name TEXT PRIMARY KEY)")
+    assert database.write_grouped(insert("x")).result(10) == "x"
+    database.dispose()
+    with pytest.raises(RuntimeError, match="closed"):
+        database.write_grouped(insert("y"))
