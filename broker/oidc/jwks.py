@@ -46,9 +46,9 @@ class JwksCache:
 
     def key(self, kid: str) -> PyJWK | None:
         """The signing key with this kid, refreshing the cache when it is stale or the kid is new."""
-        now = time.monotonic()
-        if kid in self._keys and now - self._fetched_at < CACHE_TTL:
-            return self._keys[kid]
+        found = self.cached(kid)
+        if found is not None:
+            return found
         with self._lock:
             stale = time.monotonic() - self._fetched_at
             if (kid not in self._keys and stale >= REFRESH_INTERVAL) or stale >= CACHE_TTL:
