@@ -67,11 +67,12 @@ def list_relationships(b: Broker, req: Req):
     name = package_name(req)
     cred, user = require_account(b, req)
     with b.db.read() as conn:
-        if registry.package(conn, name.name) is None:
+        relationships = trust_store.package_relationships(conn, name.name)
+        if relationships is None:
             raise not_found(f"package {name} not found")
         if not registry.is_owner(conn, name.name, user.id) or not cred.may_write(name.name):
             raise forbidden(f"listing the trust relationships of {name} needs write access to it")
-        return json_response([describe(r) for r in trust_store.relationships(conn, name.name)])
+    return json_response([describe(r) for r in relationships])
 
 
 def revoke(b: Broker, req: Req):

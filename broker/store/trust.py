@@ -19,12 +19,8 @@ def _relationship(row) -> TrustRelationship:
                              permissions=frozenset(json.loads(row.permissions)), bound=json.loads(row.bound))
 
 
-def relationships(conn: Connection, package: str) -> list[TrustRelationship]:
-    return [_relationship(r) for r in conn.execute(_RELATIONSHIPS, {"package": package})]
-
-
 def package_relationships(conn: Connection, package: str) -> list[TrustRelationship] | None:
-    """The package's relationships, or None when there is no such package (one query, for the exchange)."""
+    """The package's relationships, oldest first, or None when there is no such package (one query)."""
     rows = conn.execute(_PACKAGE_RELATIONSHIPS, {"package": package}).all()
     if not rows:
         return None
@@ -36,8 +32,6 @@ _PACKAGE_RELATIONSHIPS = (select(packages.c.name, trust_relationships)
                                                           trust_relationships.c.package == packages.c.name))
                           .where(packages.c.name == bindparam("package"))
                           .order_by(trust_relationships.c.created_at, trust_relationships.c.id))
-_RELATIONSHIPS = (select(trust_relationships).where(trust_relationships.c.package == bindparam("package"))
-                  .order_by(trust_relationships.c.created_at, trust_relationships.c.id))
 
 
 def add_relationship(conn: Connection, package: str, provider: str, claims: dict, permissions: list[str],
@@ -80,10 +74,12 @@ def claim_jti(conn: Connection, issuer: str, jti: str, expires_at: float) -> boo
     return conn.execute(statement, {"issuer": issuer, "jti": jti, "expires_at": expires_at}).first() is not None
 
 
-# RETURNING, not rowcount: psycopg reports -1 for an INSERT … ON CONFLICT here. Built once per dialect.
-_CLAIM_JTI = {dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(oidc_jtis)
-              .on_conflict_do_nothing(index_elements=["issuer", "jti"]).returning(oidc_jtis.c.jti)
-              for dialect in (postgresql, sqlite)}
+def _claim_jti_statement(dialect):
+    # RETURNING, not rowcount: psycopg reports -1 for an INSERT … ON CONFLICT here.
+    return dialect.insert(oidc_jtis).on_conflict_do_nothing(index_elements=["issuer", "jti"]).returning(oidc_jtis.c.jti)
+
+
+_CLAIM_JTI = {"postgresql": _claim_jti_statement(postgresql), "sqlite": _claim_jti_statement(sqlite)}  # built once
 
 
 def forget_expired_jtis(conn: Connection, leeway: float) -> None:
