@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import semver
@@ -23,6 +24,8 @@ from .auth import credential, enforce, require_account, require_login, trust_tok
 from .context import Broker
 from .http import Req, accepts_gzip, json_response
 
+
+log = logging.getLogger("stagegate")
 
 GZIP_FROM = 1024  # smaller documents are sent as they are
 
@@ -208,6 +211,7 @@ def _commit_publish(b: Broker, request: PublishRequest, cred: Credential, *, act
                 raise _no_permission(name)
         if not registry.claim_version(conn, name.name, request.version, "published", request.manifest, blob):
             check_version_free(conn, request)
+        keep_blob(b, conn, blob, request.tarball)
         registry.set_tag(conn, name.name, request.tag, request.version)
         changes: dict[str, Any] = {}
         if request.tag == "latest":
@@ -346,12 +350,28 @@ def delete_tarball(b: Broker, req: Req):
 
 
 def delete_unused_blobs(b: Broker, blobs: list[str]) -> None:
+    """After a commit that dropped references: delete each blob that no row refers to any more.
+
+    Blobs are shared by content, so a publish or stage of the same bytes may be under way. The check
+    and the delete hold the blob's lock, as does the writer adding a reference (`keep_blob`): either
+    that writer commits first and the blob stays, or it finds the blob gone and puts it back."""
     for blob in blobs:
-        with b.db.read() as conn:
+        with b.db.write() as conn:
+            registry.lock_blob(conn, blob)
             if registry.blob_in_use(conn, blob):
                 continue
-        b.blob_cache.forget(blob)
-        b.blobs.delete(blob)
+            b.blob_cache.forget(blob)
+            try:
+                b.blobs.delete(blob)
+            except Exception:  # the change is committed; an orphaned blob costs space, nothing else
+                log.warning("could not delete unused blob %s; it stays as an orphan", blob, exc_info=True)
+
+
+def keep_blob(b: Broker, conn, blob: str, data: bytes) -> None:
+    """In the write transaction whose rows refer to `blob`: the blob is there when they commit."""
+    registry.lock_blob(conn, blob)
+    if not b.blobs.exists(blob):  # deleted since our put, by a reject or unpublish of the same bytes
+        b.blobs.put(data)
 
 
 def update_metadata_route(b: Broker, req: Req):

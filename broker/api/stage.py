@@ -21,7 +21,7 @@ from ..store.staging import StageRow, Visible
 from .auth import enforce, require_account, require_login
 from .context import Broker
 from .http import Req, json_response
-from .packages import check_version_free, delete_unused_blobs, package_name, parse_document
+from .packages import check_version_free, delete_unused_blobs, keep_blob, package_name, parse_document
 
 
 def _item(row: StageRow) -> dict:
@@ -92,6 +92,7 @@ def _commit_stage(b: Broker, request: PublishRequest, cred: Credential, actor: s
             raise conflict(f"version {stage.version} of {stage.package} was just taken; stage a new version")
         if not stage_store.insert_stage(conn, stage):
             raise conflict(f"Idempotency-Key {key!r} was just used for another stage of {stage.package}")
+        keep_blob(b, conn, blob, request.tarball)
         audit.record(conn, "stage.created", actor=actor, package=stage.package, version=stage.version,
                      tag=stage.tag, stage_id=stage.id, auth=cred.kind.value, token_id=cred.token_id,
                      integrity=stage.integrity, origin=cred.origin)

@@ -12,6 +12,7 @@ from typing import Protocol
 class BlobStore(Protocol):
     def put(self, data: bytes) -> str: ...
     def get(self, key: str) -> bytes | None: ...
+    def exists(self, key: str) -> bool: ...
     def delete(self, key: str) -> None: ...
     def check(self) -> None: ...
 
@@ -57,6 +58,9 @@ class FilesystemBlobStore:
         except FileNotFoundError:
             return None
 
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
@@ -97,6 +101,17 @@ class S3BlobStore:
             return self._client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
         except self._missing:
             return None
+
+    def exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self._client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
 
     def delete(self, key: str) -> None:
         self._client.delete_object(Bucket=self.bucket, Key=self._key(key))

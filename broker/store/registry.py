@@ -6,7 +6,7 @@ import json
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -120,6 +120,17 @@ def mark_unpublished(conn: Connection, name: str, version: str) -> None:
 
 def blob_in_use(conn: Connection, blob: str) -> bool:
     return conn.execute(select(versions.c.version).where(versions.c.blob == blob).limit(1)).first() is not None
+
+
+def lock_blob(conn: Connection, blob: str) -> None:
+    """Until this write transaction ends, no other one that locks `blob` runs: a writer adding a row
+    that refers to the blob and a deleter checking that none does take turns, across instances too.
+    (A SQLite write transaction is exclusive already; PostgreSQL takes an advisory lock.)"""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_ADVISORY_XACT_LOCK, {"key": int(blob[:15], 16)})  # 60 bits of the sha512: a bigint
+
+
+_ADVISORY_XACT_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 
 
 def tags(conn: Connection, name: str) -> dict[str, str]:

@@ -1,0 +1,94 @@
+"""Tarball blobs are shared by content: a rejection or unpublish deleting one must not lose it for a
+stage or publish of the same bytes that is under way (CI re-staging a version whose stage was just
+rejected). Runs in-process on the backend under test: SQLite + files, or PostgreSQL + S3."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from broker.api import packages as package_routes
+from broker.api import stage as stage_routes
+from broker.domain.credentials import Credential, TokenKind
+from broker.domain.publish import parse_publish_document
+from broker.runtime import build_broker
+from broker.settings import Settings
+from broker.store import accounts, registry, staging
+from tests.support.packages import publish_document, tarball, unique_name
+
+
+@pytest.fixture
+def b(backends, monkeypatch):
+    storage = backends.storage()
+    backends.upgrade(storage)
+    for key, value in storage.items():
+        monkeypatch.setenv(key, value)
+    broker = build_broker(Settings())
+    yield broker
+    broker.db.dispose()
+
+
+def owned_package(b) -> tuple[str, Credential]:
+    name = unique_name("shared")
+    with b.db.write() as conn:
+        user = accounts.create_user(conn, name, f"{name}@example.com", "not a real hash")
+        assert registry.create_package(conn, name, user.id, "public")
+    return name, Credential(user_id=user.id, username=name, kind=TokenKind.SESSION)
+
+
+def request_for(name: str, version: str = "1.0.0"):
+    data = tarball({"name": name, "version": version}, {"package/index.js": b"module.exports = 1\n"})
+    return parse_publish_document(publish_document(name, version, data=data), name, 1 << 20)
+
+
+def test_a_deletion_waits_for_the_uncommitted_stage_of_the_same_bytes_and_leaves_the_blob(b):
+    name, _ = owned_package(b)
+    request = request_for(name)
+    blob = b.blobs.put(request.tarball)
+    with b.db.write() as conn:
+        assert registry.claim_version(conn, name, "1.0.0", "staged", request.manifest, blob)
+        package_routes.keep_blob(b, conn, blob, request.tarball)
+        deleter = threading.Thread(target=package_routes.delete_unused_blobs, args=(b, [blob]))
+        deleter.start()
+        deleter.join(0.5)
+        assert deleter.is_alive(), "the deletion checked the blob while a transaction using it was open"
+    deleter.join(30)
+    assert not deleter.is_alive()
+    assert b.blobs.get(blob) == request.tarball
+
+
+class RejectedRightAfterPut:
+    """The backend's real blob store; the first put is followed at once by the deletion that a
+    rejection of the same bytes makes (the stage's rows are gone and committed by then)."""
+
+    def __init__(self, b, store) -> None:
+        self.b, self.store, self.fired = b, store, False
+
+    def put(self, data: bytes) -> str:
+        key = self.store.put(data)
+        if not self.fired:
+            self.fired = True
+            package_routes.delete_unused_blobs(self.b, [key])
+        return key
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+
+@pytest.mark.parametrize("again", ["stage", "publish"])
+def test_staging_or_publishing_bytes_whose_blob_a_rejection_just_deleted_keeps_them(b, again):
+    name, cred = owned_package(b)
+    request = request_for(name)
+    stage_id = stage_routes._commit_stage(b, request, cred, name, None)
+    with b.db.write() as conn:  # the rejection: its rows go first, then the unused blob
+        blob = staging.discard_staged(conn, staging.stage_by_id(conn, stage_id))
+    b.blobs = RejectedRightAfterPut(b, b.blobs)
+    if again == "stage":
+        stage_routes._commit_stage(b, request, cred, name, None)
+    else:
+        package_routes._commit_publish(b, request, cred, actor=name, new_owner=None, second_factor=None)
+    assert b.blobs.fired
+    assert b.blobs.get(blob) == request.tarball
+    with b.db.read() as conn:
+        assert registry.blob_in_use(conn, blob)
