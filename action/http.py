@@ -7,7 +7,7 @@ import time
 
 import httpx
 from tenacity import (RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_after_delay,
-                      wait_exponential_jitter)
+                      wait_exponential, wait_random)
 
 TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 MAX_ATTEMPTS = 5
@@ -39,7 +39,8 @@ class _Wait:
     """Retry-After when the server sends one (capped), else exponential backoff with jitter."""
 
     def __init__(self, initial: float) -> None:
-        self._backoff = wait_exponential_jitter(initial=initial, max=20.0, jitter=initial)
+        # (not wait_exponential_jitter: its `initial` is deprecated in tenacity 9.2, `multiplier` new there)
+        self._backoff = wait_exponential(multiplier=initial, max=20.0) + wait_random(0, initial)
 
     def __call__(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None

@@ -12,7 +12,8 @@ import time
 import httpx
 from jwt import PyJWK
 from jwt.exceptions import PyJWKError
-from tenacity import retry, retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential_jitter
+from tenacity import (retry, retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential,
+                      wait_random)
 
 CACHE_TTL = 600.0
 REFRESH_INTERVAL = 30.0
@@ -72,7 +73,7 @@ class JwksCache:
         self._keys = keys
 
     @retry(retry=retry_if_exception(_retryable), stop=(stop_after_attempt(3) | stop_after_delay(10)),
-           wait=wait_exponential_jitter(initial=0.2, max=2), reraise=True)
+           wait=wait_exponential(multiplier=0.2, max=2) + wait_random(0, 0.2), reraise=True)
     def _get_json(self, url: str) -> dict:
         response = self._client.get(url, headers={"accept": "application/json"})
         response.raise_for_status()
