@@ -37,9 +37,9 @@ def owned_package(b) -> tuple[str, Credential]:
     return name, Credential(user_id=user.id, username=name, kind=TokenKind.SESSION)
 
 
-def request_for(name: str, version: str = "1.0.0"):
-    data = tarball({"name": name, "version": version}, {"package/index.js": b"module.exports = 1\n"})
-    return parse_publish_document(publish_document(name, version, data=data), name, 1 << 20)
+def request_for(name: str):
+    data = tarball({"name": name, "version": "1.0.0"}, {"package/index.js": b"module.exports = 1\n"})
+    return parse_publish_document(publish_document(name, "1.0.0", data=data), name, 1 << 20)
 
 
 def test_a_deletion_waits_for_the_uncommitted_stage_of_the_same_bytes_and_leaves_the_blob(b):
