@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import semver
 
+from .errors import ActionError
 
-class CheckFailed(Exception):
-    pass
+
+class CheckFailed(ActionError):
+    title = "Not publishable"
 
 
 def resolved_tag(manifest: dict, tag_input: str | None) -> tuple[str, bool]:

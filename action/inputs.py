@@ -8,9 +8,11 @@ from urllib.parse import urlsplit
 from actions_toolkit import core
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from .errors import ActionError
 
-class InputError(Exception):
-    pass
+
+class InputError(ActionError):
+    title = "Invalid input"
 
 
 class Inputs(BaseModel):
@@ -64,4 +66,4 @@ def read_inputs() -> Inputs:
         field = str(first["loc"][0]).replace("_", "-") if first["loc"] else "input"
         if field == "registry" and first["type"] == "missing" or not core.get_input("registry"):
             raise InputError("input registry is required: the URL of your stagegate broker") from None
-        raise InputError(f"input {field}: {first['msg']}") from None
+        raise InputError(f"input {field}: {first['msg'].removeprefix('Value error, ')}") from None

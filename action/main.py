@@ -6,6 +6,7 @@ import hashlib
 import os
 import sys
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -13,14 +14,14 @@ from actions_toolkit import core
 from actions_toolkit.command import issue_command
 
 from . import checks, report
-from .checks import CheckFailed
-from .inputs import InputError, Inputs, read_inputs
-from .oidc import OidcError, exchange, request_id_token
-from .pack import PackError, Packed, from_tarball, lifecycle_scripts, pack
-from .registry import Registry, RegistryError, document, escaped
+from .claims import JobClaims
+from .errors import ActionError
 from .http import TIMEOUT
-
-FAILURES = (InputError, PackError, CheckFailed, OidcError, RegistryError)
+from .inputs import Inputs, read_inputs
+from .oidc import exchange, request_id_token
+from .pack import Packed, from_tarball, lifecycle_scripts, pack
+from .refusals import Job
+from .registry import Registry, document, escaped
 
 
 @contextmanager
@@ -62,6 +63,18 @@ def _on_retry(state) -> None:
     annotate("warning", f"attempt {state.attempt_number} failed ({exc}); retrying", "Registry retry")
 
 
+def _trust_token(client: httpx.Client, inputs: Inputs, job: Job) -> tuple[str, Job]:
+    """The broker's token for the package, and the job with the claims its OIDC token presented."""
+    with group("Exchange the job's OIDC token"):
+        id_token = request_id_token(client, inputs.oidc_audience)
+        core.set_secret(id_token)
+        job = replace(job, claims=JobClaims.of(id_token))
+        token = exchange(client, inputs.registry_origin, escaped(job.package), id_token, job)
+        core.set_secret(token)
+        print(f"got a short-lived token for {job.package} from {inputs.registry_origin}")
+    return token, job
+
+
 def run(inputs: Inputs) -> dict[str, str]:
     workspace = Path(os.environ.get("GITHUB_WORKSPACE", "."))
     with group("Pack"):
@@ -73,16 +86,11 @@ def run(inputs: Inputs) -> dict[str, str]:
     checks.check_local(manifest, default_tag)
     outputs = {"stage-id": "", "package": manifest["name"], "version": manifest["version"], "tag": tag,
                "integrity": packed.integrity, "shasum": packed.shasum}
+    job = Job(package=manifest["name"], version=manifest["version"], mode=inputs.mode, registry=inputs.registry,
+              audience=inputs.oidc_audience)
     with httpx.Client(timeout=TIMEOUT, follow_redirects=False) as client:
-        token = None
-        if not inputs.dry_run:
-            with group("Exchange the job's OIDC token"):
-                id_token = request_id_token(client, inputs.oidc_audience)
-                core.set_secret(id_token)
-                token = exchange(client, inputs.registry_origin, escaped(manifest["name"]), id_token)
-                core.set_secret(token)
-                print(f"got a short-lived token for {manifest['name']} from {inputs.registry_origin}")
-        registry = Registry(client, inputs.registry, token, on_retry=_on_retry)
+        token, job = _trust_token(client, inputs, job) if not inputs.dry_run else (None, job)
+        registry = Registry(client, inputs.registry, token, job, on_retry=_on_retry)
         with group("Check the registry"):
             checks.check_against_registry(manifest, default_tag, registry.packument(manifest["name"]))
             print(f"{manifest['name']}@{manifest['version']} can be {inputs.mode}d with tag {tag}")
@@ -103,10 +111,9 @@ def main() -> int:
     try:
         inputs = read_inputs()
         outputs = run(inputs)
-    except FAILURES as exc:
-        title = {InputError: "Invalid input", PackError: "Cannot pack", CheckFailed: "Not publishable",
-                 OidcError: "OIDC token exchange failed", RegistryError: "Registry error"}[type(exc)]
-        annotate("error", str(exc), title)
+    except ActionError as exc:
+        annotate("error", exc.diagnostics(), exc.title)
+        report.write_summary(report.failure(exc))
         return 1
     for key, value in outputs.items():
         core.set_output(key, value)

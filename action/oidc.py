@@ -1,15 +1,17 @@
-"""The job's OIDC token: requested from the Actions runtime, exchanged at the broker."""
+"""The job's OIDC token: requested from the Actions runtime, read for messages, exchanged at the broker."""
 
 from __future__ import annotations
 
-import base64
 import json
 import os
+from pathlib import Path
 from urllib.parse import quote
 
 import httpx
 
+from .errors import ActionError
 from .http import RetryableStatus, send
+from .refusals import EXCHANGE_FALLBACK, Job, Unreachable, refusal
 
 PERMISSIONS_HINT = """Add this to the job (or workflow) that runs the action:
 
@@ -17,19 +19,48 @@ permissions:
   id-token: write   # lets the job request its OIDC token
   contents: read"""
 
-SHOWN_CLAIMS = ("repository", "workflow_ref", "ref", "environment", "event_name")
+
+class OidcError(ActionError):
+    title = "OIDC token request failed"
 
 
-class OidcError(Exception):
-    pass
+class MissingIdTokenPermission(OidcError):
+    title = "Missing the id-token permission"
+
+    def hint(self) -> str:
+        return PERMISSIONS_HINT
+
+
+class ForkPullRequest(OidcError):
+    title = "No OIDC token for a pull request from a fork"
+
+    def hint(self) -> str:
+        return ("GitHub gives no OIDC token to a workflow run by a pull request from a fork, even with "
+                "`id-token: write`: a fork must not be able to stage your package. Stage from an event that "
+                "forks cannot trigger (a tag push, a release, workflow_dispatch), or skip this step on pull "
+                "requests (`if: github.event_name != 'pull_request'`).")
+
+
+def fork_pull_request() -> bool:
+    """A `pull_request` run whose head repository is not the base repository (GitHub withholds OIDC)."""
+    if os.environ.get("GITHUB_EVENT_NAME") != "pull_request" or not os.environ.get("GITHUB_EVENT_PATH"):
+        return False
+    try:
+        pull = json.loads(Path(os.environ["GITHUB_EVENT_PATH"]).read_text(encoding="utf-8"))["pull_request"]
+        head, base = (pull["head"] or {}).get("repo") or {}, pull["base"]["repo"]
+        return bool(head.get("fork")) or head.get("full_name") != base["full_name"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
 
 
 def request_id_token(client: httpx.Client, audience: str) -> str:
     url = os.environ.get("ACTIONS_ID_TOKEN_REQUEST_URL")
     request_token = os.environ.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
     if not url or not request_token:
-        raise OidcError("this job cannot request an OIDC token (ACTIONS_ID_TOKEN_REQUEST_URL is not set).\n"
-                        + PERMISSIONS_HINT)
+        if fork_pull_request():
+            raise ForkPullRequest("this job runs for a pull request from a fork, and has no OIDC token")
+        raise MissingIdTokenPermission("this job cannot request an OIDC token "
+                                       "(ACTIONS_ID_TOKEN_REQUEST_URL is not set)")
     separator = "&" if "?" in url else "?"
     try:
         response = send(client, "GET", f"{url}{separator}audience={quote(audience, safe='')}",
@@ -37,8 +68,7 @@ def request_id_token(client: httpx.Client, audience: str) -> str:
     except (httpx.HTTPError, RetryableStatus) as exc:
         raise OidcError(f"could not get the job's OIDC token from the Actions runtime: {exc}") from None
     if response.status_code != 200:
-        raise OidcError(f"the Actions runtime refused the OIDC token request ({response.status_code}).\n"
-                        + PERMISSIONS_HINT)
+        raise MissingIdTokenPermission(f"the Actions runtime refused the OIDC token request ({response.status_code})")
     try:
         value = response.json()["value"]
     except (ValueError, KeyError, TypeError):
@@ -48,35 +78,18 @@ def request_id_token(client: httpx.Client, audience: str) -> str:
     return value
 
 
-def visible_claims(id_token: str) -> dict[str, str]:
-    """The non-secret claims of the job's token, for messages (the signature is not checked here)."""
-    try:
-        payload = id_token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (IndexError, ValueError):
-        return {}
-    return {k: str(claims[k]) for k in SHOWN_CLAIMS if claims.get(k) is not None}
-
-
-def exchange(client: httpx.Client, registry_origin: str, escaped_name: str, id_token: str) -> str:
+def exchange(client: httpx.Client, registry_origin: str, escaped_name: str, id_token: str, job: Job) -> str:
+    """The broker's short-lived token for this package, or a refusal explained by its code."""
     url = f"{registry_origin}-/npm/v1/oidc/token/exchange/package/{escaped_name}"
+    what = "the OIDC token exchange"
     try:
         response = send(client, "POST", url, headers={"authorization": f"Bearer {id_token}"})
     except RetryableStatus as exc:
-        raise OidcError(f"the registry failed the token exchange ({exc.response.status_code}) after retries") from None
+        raise refusal(exc.response, what, job, EXCHANGE_FALLBACK) from None
     except httpx.HTTPError as exc:
-        raise OidcError(f"cannot reach the registry at {registry_origin}: {exc}") from None
+        raise Unreachable(f"cannot reach the registry at {registry_origin}: {exc.__class__.__name__}") from None
     if response.status_code not in (200, 201):
-        try:
-            message = response.json().get("message") or response.json().get("error")
-        except ValueError:
-            message = response.text[:500]
-        claims = visible_claims(id_token)
-        shown = "\n".join(f"  {k}: {v}" for k, v in claims.items())
-        raise OidcError(f"the registry refused the OIDC token exchange ({response.status_code}): {message}\n"
-                        f"This job's token says:\n{shown}\n"
-                        "An owner can allow it with: npm trust github <package> --repo <repository> "
-                        "--file <workflow file> [--env <environment>] --allow-stage-publish")
+        raise refusal(response, what, job, EXCHANGE_FALLBACK)
     try:
         token = response.json()["token"]
     except (ValueError, KeyError, TypeError):

@@ -9,14 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .collate import listing_order, packlist_order
+from .errors import ActionError
 from .packlist import packlist
 from .tarball import build, entries
 
 LIFECYCLE_SCRIPTS = ("prepublish", "prepare", "prepublishOnly", "prepack", "postpack")
 
 
-class PackError(Exception):
-    pass
+class PackError(ActionError):
+    title = "Cannot pack"
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 
+from .errors import ActionError
 from .pack import Packed
+from .refusals import registry_flag
 
 
 def format_bytes(size: int, space: bool = True) -> str:
@@ -35,7 +37,7 @@ def listing(packed: Packed) -> list[str]:
 
 
 def next_commands(registry: str, stage_id: str) -> list[str]:
-    flag = "" if registry.rstrip("/") == "https://registry.npmjs.org" else f" --registry {registry}"
+    flag = registry_flag(registry)
     return [f"npm stage view {stage_id}{flag}", f"npm stage download {stage_id}{flag}",
             f"npm stage approve {stage_id}{flag} --otp=<code from your authenticator>"]
 
@@ -49,6 +51,13 @@ def summary(outputs: dict[str, str], registry: str, mode: str, dry_run: bool) ->
         text += (f"\nA maintainer with 2FA reviews and approves it:\n\n```sh\n{commands}\n```\n"
                  f"\nOr rejects it: `npm stage reject {outputs['stage-id']} --otp=<code>`.\n")
     return text
+
+
+def failure(exc: ActionError) -> str:
+    """The job summary of a failed run: what went wrong and, where the action knows, what to do."""
+    text = f"### stagegate: {exc.title}\n\n{exc}\n"
+    hint = exc.hint()
+    return text + f"\n```text\n{hint}\n```\n" if hint else text
 
 
 def write_summary(text: str) -> None:

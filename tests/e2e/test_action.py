@@ -102,25 +102,71 @@ def test_staging_with_a_publish_only_relationship_is_refused(accounts, issuer, b
     _, name, workspace, path = maintained(accounts, tmp_path, permissions=("createPackage",))
     run = action(tmp_path, workspace, broker.url, issuer, path=path)
     assert run.returncode == 1
-    assert "::error title=Registry error::" in run.stdout and "createStagedPackage" in run.stdout
+    # A broker that names the cause (trust.permission-denied) gets the action's own title; one that
+    # sends only the status's code gets the generic title; both runs say what to add.
+    assert re.search(r"^::error title=(The trust relationship does not allow this mode|Registry refused the request)"
+                     r"::the registry refused staging \(403", run.stdout, re.M), run
+    assert "--allow-stage-publish" in run.stdout
 
 
 def test_missing_id_token_permission_shows_the_yaml_to_add(accounts, issuer, broker, tmp_path):
     _, _, workspace, path = maintained(accounts, tmp_path)
     run = action(tmp_path, workspace, broker.url, issuer, job=False, path=path)
     assert run.returncode == 1
-    assert "id-token: write" in run.stdout and "::error title=OIDC token exchange failed::" in run.stdout
+    assert "::error title=Missing the id-token permission::" in run.stdout
+    assert "id-token: write" in run.stdout and "id-token: write" in run.summary
 
 
-def test_a_refused_exchange_shows_the_jobs_claims(accounts, issuer, broker, tmp_path):
+def test_a_pull_request_from_a_fork_is_told_why_it_has_no_token(accounts, issuer, broker, tmp_path):
     _, _, workspace, path = maintained(accounts, tmp_path)
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"pull_request": {"head": {"repo": {"full_name": "mallory/widget", "fork": True}},
+                                                  "base": {"repo": {"full_name": "acme/widget"}}}}))
+    run = run_action(workspace, tmp_path / "runner", {"registry": broker.url, "path": path},
+                     {"GITHUB_EVENT_NAME": "pull_request", "GITHUB_EVENT_PATH": str(event)})
+    assert run.returncode == 1
+    assert "::error title=No OIDC token for a pull request from a fork::" in run.stdout
+    assert "forks cannot trigger" in run.summary and "permissions:" not in run.summary
+
+
+def unescaped(stdout: str) -> str:
+    return stdout.replace("%0A", "\n").replace("%25", "%")
+
+
+def test_a_refused_exchange_shows_the_jobs_claims_and_the_command_that_allows_it(accounts, issuer, broker, tmp_path):
+    _, name, workspace, path = maintained(accounts, tmp_path)
     run = action(tmp_path, workspace, broker.url, issuer, job={"workflow": "nightly.yml", "environment": "prod"},
                  path=path)
     assert run.returncode == 1
-    assert "workflow_ref: acme/widget/.github/workflows/nightly.yml@refs/heads/main" in run.stdout.replace("%0A", "\n")
-    assert "environment: prod" in run.stdout.replace("%0A", "\n")
+    assert "::error title=No trust relationship matches this job::" in run.stdout
+    command = f"npm trust github {name} --repo acme/widget --file nightly.yml --env prod --allow-stage-publish " \
+              f"--registry {broker.url}"
+    for output in (unescaped(run.stdout), run.summary):
+        assert "workflow_ref: acme/widget/.github/workflows/nightly.yml@refs/heads/main" in output
+        assert "repository: acme/widget" in output and "environment: prod" in output
+        assert "ref: refs/heads/main" in output
+        assert command in output
     unmasked = [line for line in run.stdout.splitlines() if not line.startswith("::add-mask::")]
-    assert not any("eyJ" in line for line in unmasked), "the JWT itself must never be printed"
+    assert not any("eyJ" in line for line in unmasked + run.summary.splitlines()), "the JWT must never be printed"
+
+
+def test_a_refused_exchange_in_publish_mode_suggests_allow_publish(accounts, issuer, broker, tmp_path):
+    _, name, workspace, path = maintained(accounts, tmp_path)
+    run = action(tmp_path, workspace, broker.url, issuer, job={"workflow": "nightly.yml"}, path=path, mode="publish")
+    assert run.returncode == 1
+    assert f"npm trust github {name} --repo acme/widget --file nightly.yml --allow-publish" in run.summary
+    assert "--allow-stage-publish" not in run.summary.split("```text")[1]
+
+
+def test_an_unknown_package_is_told_to_publish_its_first_version_by_hand(accounts, issuer, broker, tmp_path):
+    name = unique_name()
+    workspace = tmp_path / "workspace"
+    path = make_package(workspace, name, "1.0.0").relative_to(workspace).as_posix()
+    run = action(tmp_path, workspace, broker.url, issuer, path=path)
+    assert run.returncode == 1
+    assert "::error title=Package not found::" in run.stdout
+    assert "publish its first version by hand" in run.summary and f"npm trust github {name}" in run.summary
+    assert "add a trust relationship" not in unescaped(run.stdout)
 
 
 @pytest.mark.parametrize("fields,inputs,words", [
