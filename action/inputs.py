@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -13,6 +14,16 @@ from .errors import ActionError
 
 class InputError(ActionError):
     title = "Invalid input"
+
+
+def loopback(host: str) -> bool:
+    """localhost, 127.0.0.0/8 or ::1: the only hosts the job's tokens may reach over plain http."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Inputs(BaseModel):
@@ -32,6 +43,11 @@ class Inputs(BaseModel):
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an http(s) URL like https://npm.example.com/")
+        if parts.scheme == "http" and not loopback(parts.hostname):
+            # The job's OIDC token and the token it is exchanged for would cross the network in clear
+            # text, where anyone on the path could spend the OIDC token first.
+            raise ValueError(f"{value} is plain http: the job's OIDC token would be sent in clear text. "
+                             "Use https (plain http only for localhost, 127.0.0.0/8 or ::1)")
         return value if value.endswith("/") else value + "/"
 
     @property

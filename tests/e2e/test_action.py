@@ -169,6 +169,16 @@ def test_an_unknown_package_is_told_to_publish_its_first_version_by_hand(account
     assert "add a trust relationship" not in unescaped(run.stdout)
 
 
+def test_a_plain_http_registry_is_refused_before_any_oidc_token_is_requested(issuer, tmp_path):
+    workspace = tmp_path / "workspace"
+    path = make_package(workspace, unique_name(), "1.0.0").relative_to(workspace).as_posix()
+    requested = issuer.token_requests
+    run = action(tmp_path, workspace, "http://registry.example.invalid/", issuer, path=path)
+    assert issuer.token_requests == requested, "the job's OIDC token was requested for a clear-text registry"
+    assert run.returncode == 1
+    assert "::error title=Invalid input::input registry: http://registry.example.invalid/ is plain http" in run.stdout
+
+
 @pytest.mark.parametrize("fields,inputs,words", [
     ({"private": True}, {}, "This package has been marked as private"),
     ({"version": "1.1.0-beta.1"}, {}, "You must specify a tag using --tag when publishing a prerelease version"),
