@@ -1,7 +1,8 @@
 """The broker's refusals, explained: the error body's `code` picks the class, the class owns its title
 and its hint, and the hint depends on the run (its mode, the package, the claims the job presented).
 
-A broker that sends no `code` (an older one) is understood by status, per step (`*_FALLBACK`).
+A body without a specific code (an older broker, or a place that only gets its status's default
+code) is understood by what its status means at that step (`*_FALLBACK`).
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ import httpx
 from .claims import JobClaims
 from .errors import ActionError
 
-# What a status means when the body names no specific code (an older broker, or a place that names
-# none and gets its status's default code), for each step.
+# What a status means at each step when the body names no specific code.
 EXCHANGE_FALLBACK = {401: "oidc.invalid-token", 403: "oidc.no-match", 404: "package.not-found", 503: "oidc.unavailable"}
 UPLOAD_FALLBACK = {404: "package.not-found", 409: "version.staged", 503: "unavailable"}
 READ_FALLBACK = {503: "unavailable"}
