@@ -47,8 +47,9 @@ def fork_pull_request() -> bool:
         return False
     try:
         pull = json.loads(Path(os.environ["GITHUB_EVENT_PATH"]).read_text(encoding="utf-8"))["pull_request"]
-        head, base = (pull["head"] or {}).get("repo") or {}, pull["base"]["repo"]
-        return bool(head.get("fork")) or head.get("full_name") != base["full_name"]
+        head = (pull["head"] or {}).get("repo") or {}  # null when the fork was deleted
+        # not head.repo.fork: a pull request inside a repository that is itself a fork has OIDC
+        return head.get("full_name") != pull["base"]["repo"]["full_name"]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False
 

@@ -45,6 +45,7 @@ def pull_request(head: dict | None, base: str = "acme/widget") -> dict:
     ("pull_request", pull_request({"full_name": "mallory/widget"}), True),
     ("pull_request", pull_request(None), True),  # the fork was deleted
     ("pull_request", pull_request({"full_name": "acme/widget", "fork": False}), False),
+    ("pull_request", pull_request({"full_name": "acme/widget", "fork": True}), False),  # acme/widget is a fork
     ("pull_request_target", pull_request({"full_name": "mallory/widget", "fork": True}), False),
     ("push", {}, False),
     ("pull_request", {"unexpected": True}, False),
