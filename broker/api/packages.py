@@ -193,7 +193,7 @@ def parse_document(b: Broker, name: PackageName, body: Any) -> PublishRequest:
     try:
         return parse_publish_document(body, name.name, b.settings.max_tarball_bytes)
     except InvalidDocument as exc:
-        raise bad_request(str(exc)) from None
+        raise bad_request(str(exc), code=exc.code) from None
 
 
 def _no_permission(name: PackageName) -> RegistryError:

@@ -1,4 +1,10 @@
-"""The document `npm publish` PUTs (and `npm stage publish` POSTs), checked into a typed request."""
+"""The document `npm publish` PUTs (and `npm stage publish` POSTs), checked into a typed request.
+
+The version document is stored and served as sent, so it is only accepted when it tells the same
+story as the tarball's own package.json on every field that changes what an install does
+(broker/domain/manifest.py says which fields, how npm's normalizations are allowed for, and why a
+disagreeing document is refused rather than rewritten from the tarball).
+"""
 
 from __future__ import annotations
 
@@ -8,13 +14,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .manifest import disagreement, registry_fields
 from .names import InvalidName, PackageName, parse_package_name
-from .tarball import Digests, InvalidTarball, digests, integrity_matches, read_manifest
+from .tarball import Digests, InvalidTarball, PackageContents, digests, integrity_matches, read_package
 from .versions import InvalidVersion, is_valid_tag, parse_version
 
 
 class InvalidDocument(ValueError):
-    pass
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code  # None: the caller's default for a bad request
 
 
 @dataclass(frozen=True)
@@ -94,9 +103,9 @@ def parse_publish_document(raw: Any, url_name: str, max_tarball_bytes: int) -> P
     del decoded
     found = digests(tarball)
     _check_dist(manifest, found)
-    _check_tarball_manifest(tarball, package, version)
+    contents = _agreeing_contents(tarball, manifest, version)
     return PublishRequest(
-        package=package, version=version, tag=tag, manifest=_stored_manifest(manifest, found),
+        package=package, version=version, tag=tag, manifest=_stored_manifest(manifest, found, contents),
         readme=manifest.get("readme") if isinstance(manifest.get("readme"), str) else "",
         tarball=tarball, digests=found, access=doc.access, extra_attachments=extra,
     )
@@ -180,19 +189,24 @@ def _check_dist(manifest: dict[str, Any], found: Digests) -> None:
                               "or altered in transit; pack and publish again")
 
 
-def _check_tarball_manifest(tarball: bytes, package: PackageName, version: str) -> None:
+def _agreeing_contents(tarball: bytes, manifest: dict[str, Any], version: str) -> PackageContents:
+    """The tarball's contents, once its package.json agrees with the document on every install field."""
     try:
-        inner = read_manifest(tarball)
+        contents = read_package(tarball)
+        mismatch = disagreement(manifest, contents)
     except InvalidTarball as exc:
         raise InvalidDocument(str(exc)) from None
-    if inner.get("name") != package.name or inner.get("version") != version:
-        raise InvalidDocument(
-            f"the tarball's package.json is {inner.get('name')!r}@{inner.get('version')!r}, "
-            f"but the document publishes {package.name}@{version}")
+    except RecursionError:
+        raise InvalidDocument(f"versions[{version!r}] is nested too deeply to compare with the tarball") from None
+    if mismatch is not None:
+        raise InvalidDocument(mismatch.sentence(version), code="manifest.mismatch")
+    return contents
 
 
-def _stored_manifest(manifest: dict[str, Any], found: Digests) -> dict[str, Any]:
-    stored = {k: v for k, v in manifest.items() if k not in ("readme", "readmeFilename", "_attachments")}
+def _stored_manifest(manifest: dict[str, Any], found: Digests, contents: PackageContents) -> dict[str, Any]:
+    dropped = ("readme", "readmeFilename", "_attachments", "hasInstallScript", "_hasShrinkwrap")
+    stored = {k: v for k, v in manifest.items() if k not in dropped}
+    stored.update(registry_fields(stored, contents.files))
     dist = {k: v for k, v in manifest["dist"].items() if k in ("fileCount", "unpackedSize", "signatures", "attestations")}
     dist.update(integrity=found.integrity, shasum=found.shasum)
     stored["dist"] = dist

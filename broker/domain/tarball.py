@@ -1,4 +1,4 @@
-"""What the registry reads from a package tarball: digests and its package/package.json."""
+"""What the registry reads from a package tarball: digests, its package.json and the paths it installs."""
 
 from __future__ import annotations
 
@@ -61,20 +61,75 @@ class _Bounded(io.RawIOBase):
         return len(data)
 
 
-def read_manifest(data: bytes) -> dict:
-    """The package/package.json inside a gzipped tarball, parsed."""
+MAX_ENTRIES = 200_000  # names kept in memory to derive what npm derives from files (bins, binding.gyp)
+
+
+@dataclass(frozen=True)
+class PackageContents:
+    """What a tarball installs: its package.json and the paths of its files, as npm extracts them."""
+
+    manifest: dict
+    files: frozenset[str]  # regular files, relative to the package root ("bin/cli.js")
+
+
+def installed_path(member_name: str) -> str | None:
+    """Where npm's extraction (node-tar with strip: 1) writes an entry, or None when it skips it."""
+    parts = member_name.replace("\\", "/").split("/")[1:]
+    path = "/".join(parts).lstrip("/").rstrip("/")
+    if not path or ".." in path.split("/"):
+        return None
+    return path
+
+
+def read_package(data: bytes) -> PackageContents:
+    """The package.json and file list of a gzipped tarball, read in one bounded pass.
+
+    Every entry is read, not only up to the first package.json: npm extracts every entry with its
+    first path component stripped, so `package/package.json`, `x/package.json` and a second
+    `package/package.json` all land on the same file and the last one wins. A tarball that holds
+    more than one (compared case-insensitively, for case-insensitive disks) is refused, or the
+    registry could check one manifest while installs get another.
+    """
+    manifests, files = [], set()
     try:
         stream = _Bounded(gzip.GzipFile(fileobj=io.BytesIO(data)), MAX_UNPACKED_BYTES)
         with tarfile.open(fileobj=io.BufferedReader(stream), mode="r|") as archive:
             for member in archive:
-                if member.name.lstrip("./") == "package/package.json" and member.isfile():
-                    if member.size > MAX_MANIFEST_BYTES:
-                        raise InvalidTarball("package/package.json in the tarball is too large")
-                    handle = archive.extractfile(member)
-                    manifest = json.loads(handle.read()) if handle else None
-                    if not isinstance(manifest, dict):
-                        raise InvalidTarball("package/package.json in the tarball is not a JSON object")
-                    return manifest
-    except (OSError, EOFError, tarfile.TarError, gzip.BadGzipFile, json.JSONDecodeError, UnicodeDecodeError) as exc:
+                path = installed_path(member.name)
+                if path is None or member.isdir():
+                    continue
+                if len(files) >= MAX_ENTRIES:
+                    raise InvalidTarball(f"the tarball holds more than {MAX_ENTRIES} files")
+                files.add(path)
+                if path.casefold() == "package.json":
+                    if manifests:
+                        raise InvalidTarball("the tarball holds more than one package.json at its root (an "
+                                             "install would keep the last one); pack it again with npm pack")
+                    manifests.append(_manifest_of(archive, member))
+    except (OSError, EOFError, tarfile.TarError, gzip.BadGzipFile) as exc:
         raise InvalidTarball(f"the attachment is not a readable gzipped tarball ({exc.__class__.__name__})") from None
-    raise InvalidTarball("the tarball has no package/package.json")
+    if not manifests:
+        raise InvalidTarball("the tarball has no package/package.json")
+    return PackageContents(manifests[0], frozenset(files))
+
+
+def _manifest_of(archive: tarfile.TarFile, member: tarfile.TarInfo) -> dict:
+    if not member.isfile():
+        raise InvalidTarball("package/package.json in the tarball is not a regular file")
+    if member.size > MAX_MANIFEST_BYTES:
+        raise InvalidTarball("package/package.json in the tarball is too large")
+    handle = archive.extractfile(member)
+    try:
+        manifest = json.loads(handle.read()) if handle else None
+    except RecursionError:
+        raise InvalidTarball("package/package.json in the tarball is nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer of too many digits
+        raise InvalidTarball(f"package/package.json in the tarball is not valid JSON ({exc.__class__.__name__})") from None
+    if not isinstance(manifest, dict):
+        raise InvalidTarball("package/package.json in the tarball is not a JSON object")
+    return manifest
+
+
+def read_manifest(data: bytes) -> dict:
+    """The package/package.json inside a gzipped tarball, parsed."""
+    return read_package(data).manifest
