@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import posixpath
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -247,7 +246,7 @@ def _fix_dependencies(data: dict[str, Any]) -> None:
     for kind in ("dependencies", "devDependencies", "optionalDependencies"):
         value = data.get(kind)
         if _truthy(value) and isinstance(value, str):
-            value = [v for v in re.split(r"[\n\r\s\t ,]+", value.strip())]
+            value = re.split(r"[\n\r\s\t ,]+", value.strip())
         if _truthy(value) and isinstance(value, list):
             data[kind] = _dependency_list(value)
     if "dependencies" in data:
@@ -359,7 +358,8 @@ _SHORTCUT = re.compile(r"^(github|gitlab|bitbucket):([\w.-]+)/([\w.-]+?)(?:\.git
 _SHORTHAND = re.compile(r"^([\w-]+)/([\w.-]+?)(?:\.git)?(#.*)?$")
 _URL = re.compile(r"^(?:git\+)?(?:https?|ssh|git\+ssh|git)://(?:[^@/]+@)?(github\.com|gitlab\.com|bitbucket\.org)"
                   r"[:/]([\w.-]+)/([\w.-]+?)(?:\.git)?/?(#.*)?$")
-_SCP = re.compile(r"^(?:git\+ssh://)?git@(github\.com|gitlab\.com|bitbucket\.org):([\w.-]+)/([\w.-]+?)(?:\.git)?(#.*)?$")
+_SCP = re.compile(r"^(?:git\+ssh://)?git@(github\.com|gitlab\.com|bitbucket\.org):"
+                  r"([\w.-]+)/([\w.-]+?)(?:\.git)?(#.*)?$")
 
 
 def hosted_key(spec: str) -> tuple[str, str, str, str] | None:
@@ -374,5 +374,5 @@ def hosted_key(spec: str) -> tuple[str, str, str, str] | None:
 
 
 def _hosted_specs(deps: dict[str, Any]) -> dict[str, Any]:
-    keyed: Callable[[Any], Any] = lambda v: (list(hosted_key(v) or (v,)) if isinstance(v, str) else v)
-    return {k: keyed(v) for k, v in deps.items()}
+    """The map with each hosted git spec replaced by what it names."""
+    return {k: list(hosted_key(v) or (v,)) if isinstance(v, str) else v for k, v in deps.items()}

@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import tarfile
+import zlib
 from dataclasses import dataclass
 
 MAX_MANIFEST_BYTES = 1024 * 1024
@@ -106,7 +107,7 @@ def read_package(data: bytes) -> PackageContents:
                         raise InvalidTarball("the tarball holds more than one package.json at its root (an "
                                              "install would keep the last one); pack it again with npm pack")
                     manifests.append(_manifest_of(archive, member))
-    except (OSError, EOFError, tarfile.TarError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, tarfile.TarError, zlib.error) as exc:
         raise InvalidTarball(f"the attachment is not a readable gzipped tarball ({exc.__class__.__name__})") from None
     if not manifests:
         raise InvalidTarball("the tarball has no package/package.json")
@@ -124,7 +125,8 @@ def _manifest_of(archive: tarfile.TarFile, member: tarfile.TarInfo) -> dict:
     except RecursionError:
         raise InvalidTarball("package/package.json in the tarball is nested too deeply") from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer of too many digits
-        raise InvalidTarball(f"package/package.json in the tarball is not valid JSON ({exc.__class__.__name__})") from None
+        reason = exc.__class__.__name__
+        raise InvalidTarball(f"package/package.json in the tarball is not valid JSON ({reason})") from None
     if not isinstance(manifest, dict):
         raise InvalidTarball("package/package.json in the tarball is not a JSON object")
     return manifest

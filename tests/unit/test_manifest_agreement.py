@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import shutil
@@ -142,6 +143,13 @@ def test_a_second_root_package_json_is_refused(second):
         read_package(data)
 
 
+def test_deflate_data_corrupt_past_the_first_entries_is_an_invalid_tarball_not_a_crash():
+    packed = gzip.decompress(tarball(BASE, {"package/big.bin": b"x" * 100_000}))
+    invalid_block = bytes.fromhex("1f8b0800000000000003") + b"\x07" + b"\0" * 64  # deflate block type 3
+    with pytest.raises(InvalidTarball, match="not a readable gzipped tarball"):
+        read_package(gzip.compress(packed[:20480]) + invalid_block)  # inside big.bin, past the read-ahead
+
+
 def test_files_are_listed_as_npm_extracts_them():
     data = tarball(BASE, {"package/bin/cli.js": b"", "package/binding.gyp": b"{}", "package/../evil": b""})
     assert read_package(data).files == {"package.json", "bin/cli.js", "binding.gyp"}
@@ -259,3 +267,4 @@ def test_npm_publish_view_is_what_npm_sends(npm_views, case):
     ours = npm_publish_view({**BASE, **fields}, frozenset(("package.json", *files)))
     assert comparable(ours) == comparable(sent)
     assert disagreement(sent, contents(fields, files)) is None
+
