@@ -43,8 +43,9 @@ class _Missing:
 MISSING: Any = _Missing()
 
 # Compared as maps or lists: absent, null, {} and [] all mean "none", to npm and to the others.
+# ("bundle" is each half of the bundleDependencies/bundledDependencies pair.)
 _COLLECTIONS = {"dependencies", "optionalDependencies", "peerDependencies", "peerDependenciesMeta", "scripts",
-                "bin", "directories", "man", "os", "cpu", "libc", "engines"}
+                "bin", "directories", "man", "os", "cpu", "libc", "engines", "bundle"}
 _DEPENDENCY_MAPS = {"dependencies", "optionalDependencies", "peerDependencies"}
 _BUNDLE_KEYS = ("bundleDependencies", "bundledDependencies")
 
@@ -109,8 +110,8 @@ def _same(field: str, ours: Any, theirs: Any) -> bool:
 
 
 def _canonical(field: str, value: Any) -> str:
-    if field == "bundleDependencies":
-        return "|".join(_canonical("", v) for v in value)
+    if field == "bundleDependencies":  # false bundles nothing, like an empty list
+        return "|".join("(none)" if v is False else _canonical("bundle", v) for v in value)
     if field in _COLLECTIONS and (value is MISSING or value is None or value == {} or value == []):
         return "(none)"
     if value is MISSING:

@@ -76,6 +76,8 @@ AGREEMENT = [
     (None, {"dependencies": {"a": "https://github.com/user/repo"}},
      {"dependencies": {"a": "git+https://github.com/user/repo.git"}}, (), True),
     (None, {"version": "v1.0.0"}, {}, (), True),
+    (None, {"bundleDependencies": False}, {}, (), True),  # `npm publish x.tgz` prepares without fixing
+    (None, {"bundleDependencies": False}, {"bundleDependencies": []}, (), True),
     (None, {"directories": {"man": "man"}}, {"directories": {"man": "man"}, "man": ["man/x.1"]}, ("man/x.1",), True),
 ]
 
