@@ -1,19 +1,25 @@
 """The OIDC token exchange: a CI job's JWT in, a short-lived single-package token out.
 
-Four visible steps: verify the JWT → load the package's relationships → match → mint.
+Four visible steps: verify the JWT → spend it → match the package's relationships → mint. A refusal
+tells the caller only what its own token presents and which checks failed; the comparison with what
+the relationships expect goes to the audit log, for the package's owners.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
+import threading
 import time
+from collections import Counter
+from dataclasses import asdict
 
-from anyio import to_thread
+from starlette.responses import Response
 
 from ..domain.credentials import TokenKind
 from ..domain.packument import iso
-from ..domain.trust import Match, binding, matching_relationships
+from ..domain.trust import Match, binding, matching_relationships, missing_required_claims, unknown_claims
 from ..errors import RegistryError
 from ..oidc.issuers import TrustedIssuer
 from ..oidc.verify import (LEEWAY, TemporarilyUnverifiable, TokenRejected, issuer_key, peek, signing_key_id,
@@ -21,86 +27,171 @@ from ..oidc.verify import (LEEWAY, TemporarilyUnverifiable, TokenRejected, issue
 from ..security.tokens import new_token, token_digest, token_display_prefix
 from ..store import accounts, audit
 from ..store import trust as trust_store
+from ..store.trust import PackageTrust
 from .context import Broker
 from .http import Req, json_response
 from .packages import package_name
+
+log = logging.getLogger("stagegate")
+
+UNVERIFIED_FLUSH_SECONDS = 60.0
 
 
 class ExchangeRefused(RegistryError):
     """A refusal of the exchange (its body has `message` too, which the CLI logs here)."""
 
+    def __init__(self, status: int, error: str, *, code: str) -> None:
+        super().__init__(status, f"OIDC token exchange error - {error}", code=code)
 
-async def exchange(b: Broker, req: Req):
+
+def _package_not_found() -> ExchangeRefused:
+    # Also the answer for a restricted package that no relationship matches: a stranger cannot tell
+    # a restricted package from a missing one.
+    return ExchangeRefused(404, "package not found", code="package.not-found")
+
+
+class RefusalTally:
+    """Refusals before a signature verified, counted by (issuer, reason) and handed out for the audit
+    log at most once per interval: anyone can send junk, nobody can make the broker write a row each."""
+
+    def __init__(self, interval: float = UNVERIFIED_FLUSH_SECONDS) -> None:
+        self.interval = interval
+        self._counts: Counter[str] = Counter()
+        self._flushed_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def add(self, issuer: str, reason: str) -> dict[str, int] | None:
+        """The counts to record now (this refusal included), or None until the interval has passed."""
+        with self._lock:
+            self._counts[f"{issuer} {reason}"] += 1
+            now = time.monotonic()
+            if now - self._flushed_at < self.interval:
+                return None
+            self._flushed_at = now
+            counts, self._counts = dict(self._counts), Counter()
+            return counts
+
+
+_UNVERIFIED = RefusalTally()
+_REPORTED_CLAIMS: set[str] = set()
+
+
+async def exchange(b: Broker, req: Req) -> Response:
     """On the event loop: the verification is a few hundred microseconds of CPU, the writes go to the
-    group-commit thread, and only a JWKS fetch (a key not cached yet) goes to a worker thread."""
+    group-commit thread, and only a JWKS fetch (a key not cached yet) goes to the cache's own thread."""
     name = package_name(req)
-    issuer, claims = await _verified_claims(b, req, name.name)
-    seen = issuer.provider.seen(claims)
-
-    def mint(conn) -> str:
-        match, token = _match_and_mint(b, conn, issuer, claims, name.name)
-        audit.record(conn, "oidc.exchange", actor=seen.get("repository"), package=name.name, claims=seen,
-                     outcome="granted", relationships=[r.id for r in match.granted],
-                     permissions=sorted(match.permissions))
-        return token
-
-    try:  # concurrent exchanges share a commit: one fsync for many jobs
-        token = await asyncio.wrap_future(b.db.write_grouped(mint))
-    except ExchangeRefused as refusal:  # its changes were undone; the refusal is recorded on its own
-        await _audit(b, name.name, seen, outcome=f"refused {refusal.status}: {refusal.error}")
-        raise
-    return json_response({"token": token, "expires": iso(time.time() + b.settings.oidc_token_ttl)}, status=201)
+    issuer, claims = await _verified_claims(b, req)
+    _report_unknown_claims(issuer, claims)
+    # A refusal is returned, not raised: the transaction then commits, spending the token's jti
+    # whatever the outcome, so one token cannot probe many packages.
+    outcome = await asyncio.wrap_future(b.db.write_grouped(lambda conn: _spend(b, conn, issuer, claims, name.name)))
+    if isinstance(outcome, ExchangeRefused):
+        raise outcome
+    return json_response({"token": outcome, "expires": iso(time.time() + b.settings.oidc_token_ttl)}, status=201)
 
 
-async def _audit(b: Broker, package: str, seen: dict, **detail) -> None:
-    def record(conn) -> None:
-        audit.record(conn, "oidc.exchange", actor=seen.get("repository"), package=package, claims=seen, **detail)
-    await asyncio.wrap_future(b.db.write_grouped(record))
-
-
-async def _verified_claims(b: Broker, req: Req, package: str):
+def _bearer(req: Req) -> str:
     scheme, _, token = (req.headers.get("authorization") or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise ExchangeRefused(401, "send the CI job's OIDC token as `Authorization: Bearer <jwt>`")
-    token = token.strip()
-    unverified_iss = None
+        raise ExchangeRefused(401, "send the CI job's OIDC token as `Authorization: Bearer <jwt>`",
+                              code="oidc.missing-token")
+    return token.strip()
+
+
+async def _verified_claims(b: Broker, req: Req):
+    token = _bearer(req)
+    issuer: TrustedIssuer | None = None
     try:
         unverified = peek(token)
-        unverified_iss = unverified.payload.get("iss")
-        issuer = b.issuers.get(unverified_iss) if isinstance(unverified_iss, str) else None
+        iss = unverified.payload.get("iss")
+        issuer = b.issuers.get(iss) if isinstance(iss, str) else None
         if issuer is None:
             raise TokenRejected("the OIDC token's issuer is not one this registry trusts "
-                                f"({', '.join(sorted(b.issuers))})")
-        kid = signing_key_id(unverified)
-        key = issuer.jwks.cached(kid) or await to_thread.run_sync(issuer_key, issuer.jwks, kid)
+                                f"({', '.join(sorted(b.issuers))})", "untrusted-issuer")
+        key = await issuer_key(issuer.jwks, signing_key_id(unverified))
         claims = verify_signed(token, key, issuer=issuer.issuer, audiences=b.audiences,
                                model=issuer.provider.claims_model)
     except TokenRejected as exc:
-        await _audit(b, package, {"issuer": unverified_iss if isinstance(unverified_iss, str) else None},
-                     outcome=f"refused 401: {exc}")
-        raise ExchangeRefused(401, f"OIDC token exchange error - {exc}") from None
+        await _count_unverified(b, issuer.issuer if issuer else "untrusted", exc.reason)
+        code = "oidc.untrusted-issuer" if exc.reason == "untrusted-issuer" else "oidc.invalid-token"
+        raise ExchangeRefused(401, str(exc), code=code) from None
     except TemporarilyUnverifiable as exc:
-        raise ExchangeRefused(503, f"OIDC token exchange error - {exc}; try again shortly") from None
+        raise ExchangeRefused(503, f"{exc}; try again shortly", code="oidc.unavailable") from None
     return issuer, claims
 
 
-def _match_and_mint(b: Broker, conn, issuer: TrustedIssuer, claims, package: str) -> tuple[Match, str]:
-    relationships = trust_store.package_relationships(conn, package)
-    if relationships is None:
-        raise ExchangeRefused(404, "OIDC token exchange error - package not found")
-    match = matching_relationships(issuer.provider, claims, relationships)
-    if not match.granted:
-        raise ExchangeRefused(403, _no_match_message(issuer, claims, package, match, bool(relationships)))
+async def _count_unverified(b: Broker, issuer: str, reason: str) -> None:
+    counts = _UNVERIFIED.add(issuer, reason)
+    if counts is None:
+        return
+
+    def record(conn) -> None:
+        audit.record(conn, "oidc.refused-unverified", actor=None, counts=counts,
+                     since_seconds=_UNVERIFIED.interval)
+    await asyncio.wrap_future(b.db.write_grouped(record))
+
+
+def _report_unknown_claims(issuer: TrustedIssuer, claims) -> None:
+    """Claims the provider does not account for are logged, by name only and once per process."""
+    new = [n for n in unknown_claims(issuer.provider, (claims.model_extra or {}).keys()) if n not in _REPORTED_CLAIMS]
+    if new and len(_REPORTED_CLAIMS) < 1000:
+        _REPORTED_CLAIMS.update(new)
+        log.warning("OIDC tokens of %s carry claims that no trust check accounts for (not checked): %s",
+                     issuer.issuer, ", ".join(sorted(n[:64] for n in new[:20])))
+
+
+def _spend(b: Broker, conn, issuer: TrustedIssuer, claims, package: str) -> str | ExchangeRefused:
+    """Spend the jti, then decide; the audit row records the outcome in the same transaction."""
+    seen = issuer.provider.seen(claims)
+    detail: dict = {}
     if not trust_store.claim_jti(conn, issuer.issuer, claims.jti, float(claims.exp)):
-        raise ExchangeRefused(401, "OIDC token exchange error - this OIDC token was already exchanged "
-                                   "(replayed jti): request a fresh token in the job")
-    ids = binding(issuer.provider, claims)
-    for relationship in match.granted:
-        if not relationship.bound and not trust_store.bind(conn, relationship.id, ids):
-            raise ExchangeRefused(403, "OIDC token exchange error - the trust relationship was just bound "
-                                       "to another repository id")
+        outcome: str | ExchangeRefused = ExchangeRefused(
+            401, "this OIDC token was already exchanged (replayed jti): request a fresh token in the job",
+            code="oidc.replayed")
+    else:
+        outcome, detail = _decide(b, conn, issuer, claims, package)
     if secrets.randbelow(64) == 0:  # now and then, not on every exchange
         trust_store.forget_expired_jtis(conn, LEEWAY)
+    result = "granted" if isinstance(outcome, str) else f"refused {outcome.status}: {outcome.error}"
+    audit.record(conn, "oidc.exchange", actor=seen.get("repository"), package=package, claims=seen,
+                 outcome=result, **detail)
+    return outcome
+
+
+def _decide(b: Broker, conn, issuer: TrustedIssuer, claims, package: str) -> tuple[str | ExchangeRefused, dict]:
+    """A minted token or the refusal, and what the audit row says about it (owners only)."""
+    missing = missing_required_claims(issuer.provider, claims)
+    if missing:
+        return ExchangeRefused(401, f"the OIDC token has no {', '.join(missing)} claim",
+                               code="oidc.invalid-token"), {}
+    trust = trust_store.package_trust(conn, package)
+    if trust is None:
+        return _package_not_found(), {}
+    match = matching_relationships(issuer.provider, claims, trust.relationships)
+    detail = {"mismatches": [asdict(m) for m in match.mismatches]}
+    if not match.granted:
+        return _no_match(issuer, claims, package, match, trust), detail
+    if not _bound(conn, issuer, claims, match):
+        return ExchangeRefused(403, "the trust relationship was just bound to another repository id",
+                               code="oidc.no-match"), detail
+    detail.update(relationships=[r.id for r in match.granted], permissions=sorted(match.permissions))
+    return _mint(b, conn, issuer, claims, package, match), detail
+
+
+def _bound(conn, issuer: TrustedIssuer, claims, match: Match) -> bool:
+    """Pin the repository ids of relationships used for the first time; all or none (a savepoint)."""
+    unbound = [r for r in match.granted if not r.bound]
+    if not unbound:
+        return True
+    ids = binding(issuer.provider, claims)
+    with conn.begin_nested() as savepoint:
+        if all(trust_store.bind(conn, r.id, ids) for r in unbound):
+            return True
+        savepoint.rollback()
+    return False
+
+
+def _mint(b: Broker, conn, issuer: TrustedIssuer, claims, package: str, match: Match) -> str:
     token = new_token()
     accounts.insert_token(conn, digest=token_digest(token), display=token_display_prefix(token), user_id=None,
                           kind=TokenKind.TRUST, name=f"oidc:{claims.repository}", trust_package=package,
@@ -108,7 +199,7 @@ def _match_and_mint(b: Broker, conn, issuer: TrustedIssuer, claims, package: str
                           trust_relationships=[r.id for r in match.granted],
                           origin=_origin(issuer.provider.seen(claims)),
                           expires_at=time.time() + b.settings.oidc_token_ttl)
-    return match, token
+    return token
 
 
 def _origin(seen: dict) -> dict:
@@ -117,12 +208,19 @@ def _origin(seen: dict) -> dict:
     return {k: seen[k] for k in keys if seen.get(k)}
 
 
-def _no_match_message(issuer: TrustedIssuer, claims, package: str, match: Match, any_relationships: bool) -> str:
-    seen = issuer.provider.seen(claims)
-    shown = ", ".join(f"{k}={seen[k]!r}" for k in ("repository", "workflow_ref", "environment"))
-    if not any_relationships:
-        return (f"OIDC token exchange error - {package} has no trust relationships; an owner can add one with "
-                f"`npm trust {issuer.provider.type} {package} --repo <owner/repo> --file <workflow.yml> "
-                f"--allow-stage-publish`. The token says: {shown}")
-    return (f"OIDC token exchange error - no trust relationship of {package} matches this job. The token says: "
-            f"{shown}. " + " | ".join(match.reasons))
+def _no_match(issuer: TrustedIssuer, claims, package: str, match: Match, trust: PackageTrust) -> ExchangeRefused:
+    """Names what the caller's own token presents and which checks failed; never what is expected."""
+    if trust.access != "public":
+        return _package_not_found()
+    failed = match.failed_claims
+    shown = dict.fromkeys([*issuer.provider.shown_claims, *failed])
+    presented = ", ".join(f"{k}={getattr(claims, k, None)!r}" for k in shown)
+    if not failed:  # no relationship of this provider
+        return ExchangeRefused(403, f"{package} has no trust relationships; an owner can add one with "
+                               f"`npm trust {issuer.provider.type} {package} --repo <owner/repo> "
+                               f"--file <workflow.yml> --allow-stage-publish`. The token presents: {presented}",
+                               code="oidc.no-relationships")
+    return ExchangeRefused(403, f"no trust relationship of {package} matches this token: the "
+                           f"{', '.join(failed)} check{'s' if len(failed) > 1 else ''} failed. The token "
+                           f"presents: {presented}. The package's owners can see the full comparison in the "
+                           "registry's audit log.", code="oidc.no-match")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 from ..domain.credentials import Action
-from ..domain.trust import PERMISSIONS, InvalidConfig, TrustRelationship
+from ..domain.trust import PERMISSIONS, InvalidConfig, TrustRelationship, config_document
 from ..errors import bad_request, conflict, forbidden, not_found
 from ..store import accounts, audit, registry
 from ..store import trust as trust_store
@@ -18,11 +20,12 @@ MAX_PER_REQUEST = 10
 
 
 def describe(relationship: TrustRelationship) -> dict[str, Any]:
-    return {"id": relationship.id, "type": relationship.provider, "claims": relationship.claims,
+    # `claims` is the npm CLI's name for the relationship's configuration.
+    return {"id": relationship.id, "type": relationship.provider, "claims": config_document(relationship.config),
             "permissions": sorted(relationship.permissions)}
 
 
-def _parsed(b: Broker, raw: Any) -> list[tuple[str, dict, list[str]]]:
+def _parsed(b: Broker, raw: Any) -> list[tuple[str, BaseModel, list[str]]]:
     items = raw if isinstance(raw, list) else [raw]
     if not items or len(items) > MAX_PER_REQUEST or not all(isinstance(i, dict) for i in items):
         raise bad_request(f"send a list of 1 to {MAX_PER_REQUEST} trust configurations "
@@ -34,7 +37,7 @@ def _parsed(b: Broker, raw: Any) -> list[tuple[str, dict, list[str]]]:
             raise bad_request(f"trust relationships of type {item.get('type')!r} are not supported by this "
                               f"registry; supported: {', '.join(sorted(b.providers))}")
         try:
-            claims = provider.config_from_request(item.get("claims"))
+            config = provider.config_from_request(item.get("claims"))
         except InvalidConfig as exc:
             raise bad_request(str(exc)) from None
         permissions = item.get("permissions")
@@ -42,7 +45,7 @@ def _parsed(b: Broker, raw: Any) -> list[tuple[str, dict, list[str]]]:
                 not all(p in PERMISSIONS for p in permissions) or len(set(permissions)) != len(permissions):
             raise bad_request("permissions must name at least one of: " +
                               ", ".join(f"{p} for {flag}" for p, flag in PERMISSIONS.items()))
-        parsed.append((provider.type, claims, permissions))
+        parsed.append((provider.type, config, permissions))
     return parsed
 
 
@@ -52,14 +55,15 @@ def create(b: Broker, req: Req):
     cred, user, _ = writable_package(b, req, name, Action.TRUST_CHANGE)
     created = []
     with b.db.write() as conn:
-        for provider, claims, permissions in configs:
-            relationship = trust_store.add_relationship(conn, name.name, provider, claims, permissions, user.name)
+        for provider, config, permissions in configs:
+            relationship = trust_store.add_relationship(conn, name.name, provider, config, permissions, user.name)
             if relationship is None:
                 raise conflict(f"{name} already has a {provider} trust relationship with these claims: "
                                "see `npm trust list`, revoke it first to change its permissions")
             created.append(relationship)
             audit.record(conn, "trust.created", actor=user.name, package=name.name, auth=cred.kind.value,
-                         id=relationship.id, provider=provider, claims=claims, permissions=permissions)
+                         id=relationship.id, provider=provider, claims=config_document(config),
+                         permissions=permissions)
     return json_response([describe(r) for r in created], status=201)
 
 

@@ -1,4 +1,5 @@
-"""GitHub Actions as a trust provider: its OIDC claims and how a relationship matches them."""
+"""GitHub Actions as a trust provider: its OIDC claims, the relationship's configuration, and the
+claim table that matches one against the other."""
 
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ from .trust import Check, InvalidConfig
 
 _REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _WORKFLOW_FILE = re.compile(r"^[A-Za-z0-9_.\-]+\.ya?ml$")
-_WORKFLOW_REF = re.compile(r"^(?P<repository>[^/]+/[^/]+)/\.github/workflows/(?P<file>[^@/]+)@(?P<ref>.+)$")
 
 
 class GitHubClaims(BaseModel):
-    """The claims of a GitHub Actions OIDC token that stagegate reads."""
+    """The claims of a GitHub Actions OIDC token that stagegate reads; the others stay in `model_extra`
+    so that the provider can tell documented claims from new ones."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="allow")
     iss: str
     jti: str
     exp: int
@@ -38,54 +39,45 @@ class GitHubClaims(BaseModel):
     event_name: str | None = None
     repository_visibility: str | None = None
 
-    @property
-    def workflow_file(self) -> str | None:
-        match = _WORKFLOW_REF.match(self.workflow_ref)
-        return match.group("file") if match else None
 
-    @property
-    def workflow_repository(self) -> str | None:
-        match = _WORKFLOW_REF.match(self.workflow_ref)
-        return match.group("repository") if match else None
-
-
-class _WorkflowRef(BaseModel):
+class WorkflowRef(BaseModel):
     model_config = ConfigDict(extra="forbid")
     file: str = Field(pattern=_WORKFLOW_FILE.pattern, max_length=255)
 
 
 class GitHubConfig(BaseModel):
-    """What `npm trust github` sends as `claims`."""
+    """What `npm trust github` sends as `claims`: the relationship's configuration."""
 
     model_config = ConfigDict(extra="forbid")
     repository: str = Field(pattern=_REPOSITORY.pattern, max_length=200)
-    workflow_ref: _WorkflowRef
+    workflow_ref: WorkflowRef
     environment: str | None = Field(default=None, min_length=1, max_length=255)
 
 
-def _repository(config: dict[str, Any], claims: GitHubClaims) -> str | None:
-    if claims.repository.lower() != config["repository"].lower():
-        return f"repository is {claims.repository!r} but the relationship expects {config['repository']!r}"
+def check_repository(config: GitHubConfig, claims: GitHubClaims) -> str | None:
+    if claims.repository.lower() != config.repository.lower():
+        return f"repository is {claims.repository!r} but the relationship expects {config.repository!r}"
     return None
 
 
-def _workflow(config: dict[str, Any], claims: GitHubClaims) -> str | None:
-    expected = config["workflow_ref"]["file"]
-    if claims.workflow_repository is None:
-        return f"workflow_ref {claims.workflow_ref!r} does not name a workflow file"
-    if claims.workflow_repository.lower() != claims.repository.lower():
-        return (f"the workflow {claims.workflow_ref!r} belongs to another repository than "
-                f"{claims.repository!r}")
-    if claims.workflow_file != expected:
-        return f"workflow file is {claims.workflow_file!r} but the relationship expects {expected!r}"
+def check_workflow_ref(config: GitHubConfig, claims: GitHubClaims) -> str | None:
+    """GitHub builds the claim as `<repository>/.github/workflows/<file>@<ref>`, and the ref is a full
+    `refs/…` name: anything else (a file in a subdirectory, `release.yml@x.yml` posing as
+    `release.yml`, another repository's workflow) is not the configured workflow."""
+    seen, owner_repo = claims.workflow_ref, f"{claims.repository}/"
+    if seen[:len(owner_repo)].lower() != owner_repo.lower():
+        return f"the workflow {seen!r} belongs to another repository than {claims.repository!r}"
+    if not seen[len(owner_repo):].startswith(f".github/workflows/{config.workflow_ref.file}@refs/"):
+        return (f"workflow_ref is {seen!r} but the relationship expects the workflow file "
+                f"{config.workflow_ref.file!r} (.github/workflows/{config.workflow_ref.file}@refs/…)")
     return None
 
 
-def _environment(config: dict[str, Any], claims: GitHubClaims) -> str | None:
-    expected = config.get("environment")
+def check_environment(config: GitHubConfig, claims: GitHubClaims) -> str | None:
+    expected = config.environment
     if expected is None:
         return None
-    if claims.environment is None:
+    if not claims.environment:
         return f"the job runs in no environment but the relationship expects environment {expected!r}"
     if claims.environment.lower() != expected.lower():
         return f"environment is {claims.environment!r} but the relationship expects {expected!r}"
@@ -95,22 +87,29 @@ def _environment(config: dict[str, Any], claims: GitHubClaims) -> str | None:
 class GitHubProvider:
     type: ClassVar[str] = "github"
     claims_model: ClassVar[type[BaseModel]] = GitHubClaims
-    required_checks: ClassVar[dict[str, Check]] = {"repository": _repository, "workflow_ref": _workflow}
-    optional_checks: ClassVar[dict[str, Check]] = {"environment": _environment}
+    config_model: ClassVar[type[BaseModel]] = GitHubConfig
+    required_claims: ClassVar[dict[str, Check]] = {"repository": check_repository,
+                                                   "workflow_ref": check_workflow_ref}
+    optional_claims: ClassVar[dict[str, Check]] = {"environment": check_environment}
+    # Pinned at the first successful exchange: a repository deleted and created again under the same
+    # name (or a renamed owner whose name was taken) gets new ids.
     bound_claims: ClassVar[tuple[str, ...]] = ("repository_id", "repository_owner_id")
-    # Read for the audit log and messages, deliberately not matched:
+    # Documented by GitHub, deliberately matched by nothing (some are shown in the audit log and to
+    # the approver of a stage): the relationship names a repository, a workflow and an environment.
     unchecked_claims: ClassVar[frozenset[str]] = frozenset({
-        "sub", "ref", "sha", "run_id", "run_attempt", "actor", "event_name", "job_workflow_ref",
-        "repository_owner", "repository_visibility"})
+        "sub", "ref", "ref_type", "ref_protected", "sha", "head_ref", "base_ref", "event_name",
+        "run_id", "run_number", "run_attempt", "runner_environment", "actor", "actor_id",
+        "workflow", "workflow_sha", "job_workflow_ref", "job_workflow_sha", "repository_owner",
+        "repository_visibility", "enterprise", "enterprise_id", "check_run_id"})
+    shown_claims: ClassVar[tuple[str, ...]] = ("repository", "workflow_ref", "environment")
 
-    def config_from_request(self, raw: Any) -> dict[str, Any]:
+    def config_from_request(self, raw: Any) -> GitHubConfig:
         try:
-            config = GitHubConfig.model_validate(raw)
+            return GitHubConfig.model_validate(raw)
         except ValidationError as exc:
             first = exc.errors()[0]
             raise InvalidConfig(f"claims.{'.'.join(map(str, first['loc']))}: {first['msg']} "
                                 "(expected --repo owner/repo and --file <workflow>.yml)") from None
-        return config.model_dump(exclude_none=True)
 
     def seen(self, claims: GitHubClaims) -> dict[str, Any]:
         return {"repository": claims.repository, "workflow_ref": claims.workflow_ref,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..domain.github import GitHubProvider
+from ..domain.providers import PROVIDERS
 from ..domain.trust import Provider
 from ..settings import Settings
 from .jwks import JwksCache
@@ -19,9 +20,10 @@ class TrustedIssuer:
 
 def trusted_issuers(settings: Settings) -> dict[str, TrustedIssuer]:
     """Keyed by issuer URL. GitLab and CircleCI join here with their own provider classes."""
-    github = TrustedIssuer(GitHubProvider(), settings.oidc_github_issuer, JwksCache(settings.oidc_github_issuer))
+    url = settings.oidc_github_issuer
+    github = TrustedIssuer(PROVIDERS[GitHubProvider.type], url, JwksCache(url))
     return {github.issuer: github}
 
 
 def providers() -> dict[str, Provider]:
-    return {GitHubProvider.type: GitHubProvider()}
+    return dict(PROVIDERS)

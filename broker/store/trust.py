@@ -3,38 +3,64 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
+from dataclasses import dataclass
 
 from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from ..domain.trust import TrustRelationship
+from pydantic import BaseModel
+
+from ..domain.providers import PROVIDERS
+from ..domain.trust import TrustRelationship, config_json
 from .tables import oidc_jtis, packages, trust_relationships
 
+log = logging.getLogger("stagegate")
 
-def _relationship(row) -> TrustRelationship:
-    return TrustRelationship(id=row.id, package=row.package, provider=row.provider, claims=json.loads(row.claims),
+
+@dataclass(frozen=True)
+class PackageTrust:
+    access: str  # "public" or "restricted"
+    relationships: list[TrustRelationship]  # oldest first
+
+
+def _relationship(row) -> TrustRelationship | None:
+    """The stored configuration validated again into its provider's model (the JSON is only storage)."""
+    provider = PROVIDERS.get(row.provider)
+    if provider is None:
+        log.warning("trust relationship %s has the unknown type %r: ignored", row.id, row.provider)
+        return None
+    return TrustRelationship(id=row.id, package=row.package, provider=row.provider,
+                             config=provider.config_model.model_validate_json(row.claims),
                              permissions=frozenset(json.loads(row.permissions)), bound=json.loads(row.bound))
 
 
-def package_relationships(conn: Connection, package: str) -> list[TrustRelationship] | None:
-    """The package's relationships, oldest first, or None when there is no such package (one query)."""
+def package_trust(conn: Connection, package: str) -> PackageTrust | None:
+    """The package's access and relationships, or None when there is no such package (one query)."""
     rows = conn.execute(_PACKAGE_RELATIONSHIPS, {"package": package}).all()
     if not rows:
         return None
-    return [_relationship(r) for r in rows if r.id is not None]
+    relationships = [_relationship(r) for r in rows if r.id is not None]
+    return PackageTrust(rows[0].access, [r for r in relationships if r is not None])
 
 
-_PACKAGE_RELATIONSHIPS = (select(packages.c.name, trust_relationships)
+def package_relationships(conn: Connection, package: str) -> list[TrustRelationship] | None:
+    """The package's relationships, oldest first, or None when there is no such package."""
+    found = package_trust(conn, package)
+    return None if found is None else found.relationships
+
+
+_PACKAGE_RELATIONSHIPS = (select(packages.c.name, packages.c.access, trust_relationships)
                           .select_from(packages.outerjoin(trust_relationships,
                                                           trust_relationships.c.package == packages.c.name))
                           .where(packages.c.name == bindparam("package"))
                           .order_by(trust_relationships.c.created_at, trust_relationships.c.id))
 
 
-def add_relationship(conn: Connection, package: str, provider: str, claims: dict, permissions: list[str],
+def add_relationship(conn: Connection, package: str, provider: str, config: BaseModel, permissions: list[str],
                      created_by: str) -> TrustRelationship | None:
     """The new relationship, or None when the package has one with the same configuration."""
     relationship_id = str(uuid.uuid4())
@@ -42,7 +68,7 @@ def add_relationship(conn: Connection, package: str, provider: str, claims: dict
         with conn.begin_nested():
             conn.execute(insert(trust_relationships).values(
                 id=relationship_id, package=package, provider=provider,
-                claims=json.dumps(claims, sort_keys=True, separators=(",", ":")),
+                claims=config_json(config),
                 permissions=json.dumps(sorted(permissions)), bound="{}", created_by=created_by,
                 created_at=time.time()))
     except IntegrityError:

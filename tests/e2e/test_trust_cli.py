@@ -49,8 +49,12 @@ def test_trust_list_shows_the_relationships_and_revoke_removes_one(accounts, tmp
     assert account.http("POST", f"-/package/{name}/trust", otp=True, json=configs).status_code == 201
     listed = account.npm("trust", "list", name, "--json")
     assert listed.returncode == 0, listed
-    configs = [json.loads(chunk) for chunk in re.findall(r"\{.*?\n\}", listed.stdout, re.S)]
-    assert len(configs) == 2, listed.stdout
+    printed = [json.loads(chunk) for chunk in re.findall(r"\{.*?\n\}", listed.stdout, re.S)]
+    assert len(printed) == 2, listed.stdout
+    wire = account.http("GET", f"-/package/{name}/trust").json()
+    assert [r["claims"] for r in wire] == [c["claims"] for c in configs]  # the configuration, as it was sent
+    assert list(wire[1]["claims"]) == ["environment", "repository", "workflow_ref"]  # keys sorted, as before
+    assert [{k: r[k] for k in ("type", "claims", "permissions")} for r in wire] == configs
     relationship = account.http("GET", f"-/package/{name}/trust").json()[0]
     revoked = account.npm("trust", "revoke", name, f"--id={relationship['id']}", f"--otp={account.otp()}")
     assert revoked.returncode == 0, revoked

@@ -29,6 +29,7 @@ class FakeIssuer:
         self.rogue_key = _rsa_key()  # never published in the JWKS
         self.jobs: dict[str, dict] = {}
         self.jwks_requests = 0
+        self.jwks_delay = 0.0  # seconds the JWKS answer takes (a slow issuer)
         self.token_requests = 0
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
@@ -99,6 +100,7 @@ class FakeIssuer:
                                 "id_token_signing_alg_values_supported": ["RS256"]})
                 elif parts.path == "/.well-known/jwks":
                     issuer.jwks_requests += 1
+                    time.sleep(issuer.jwks_delay)
                     jwk = json.loads(RSAAlgorithm.to_jwk(issuer.key.public_key()))
                     self._json({"keys": [{**jwk, "kid": issuer.kid, "alg": "RS256", "use": "sig"}]})
                 elif parts.path == "/token":
