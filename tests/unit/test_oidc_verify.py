@@ -95,13 +95,10 @@ def test_a_valid_token_becomes_typed_claims(keys):
     assert claims.repository == "acme/widget" and claims.model_extra["run_number"] == "4"
 
 
-NOW = int(time.time())
-
-
 @pytest.mark.parametrize("overrides,reason", [
-    ({"exp": NOW - 120, "iat": NOW - 900, "nbf": NOW - 900}, "expired"),
-    ({"nbf": NOW + 300}, "not-yet-valid"),
-    ({"iat": NOW + 300, "nbf": None, "exp": NOW + 900}, "not-yet-valid"),  # issued in the future
+    ({"exp": -120, "iat": -900, "nbf": -900}, "expired"),  # times are seconds from now
+    ({"nbf": 300}, "not-yet-valid"),
+    ({"iat": 300, "nbf": None, "exp": 900}, "not-yet-valid"),  # issued in the future
     ({"aud": "npm:registry.npmjs.org"}, "audience"),
     ({"iss": "https://token.evil.example"}, "issuer"),
     ({"jti": None}, "missing-claim"), ({"exp": None}, "missing-claim"), ({"iat": None}, "missing-claim"),
@@ -110,6 +107,8 @@ NOW = int(time.time())
     ({"workflow_ref": ["x"]}, "claims"),
 ])
 def test_verify_signed_refuses(keys, overrides, reason):
+    now = int(time.time())
+    overrides = {k: now + v if k in ("exp", "iat", "nbf") and v is not None else v for k, v in overrides.items()}
     with pytest.raises(TokenRejected) as refused:
         verify(signed(keys[0], **overrides), keys[0])
     assert refused.value.reason == reason
