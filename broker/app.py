@@ -14,6 +14,7 @@ from starlette.types import Receive, Scope, Send
 from .api import access, disttags, health, oidc, packages, profile, stage, tokens, trust, users
 from .api.auth import refuse_trust_token
 from .api.context import Broker
+from .domain.trust import CREATE_PACKAGE, CREATE_STAGED_PACKAGE
 from .api.bodies import EMPTY, Body, BodyLimits, ClientGone, UploadBudget, declared_length, receive_body
 from .api.gate import check_before_body
 from .api.http import Req, Route, error_response, parse_query, resolve, route
@@ -51,7 +52,8 @@ def routes(b: Broker) -> list[Route]:
         route("DELETE", r"/-/package/{pkg}/trust/(?P<id>[^/]+)", trust.revoke),
         route("GET", r"/-/package/{pkg}/access", access.get_access),
         route("POST", r"/-/package/{pkg}/access", access.set_access),
-        route("POST", r"/-/stage/package/{pkg}", stage.stage_publish, publish_body, trust_ok=True),
+        route("POST", r"/-/stage/package/{pkg}", stage.stage_publish, publish_body, trust_ok=True,
+              trust_permission=CREATE_STAGED_PACKAGE),
         route("GET", r"/-/stage", stage.list_stages),
         route("GET", r"/-/stage/(?P<id>[^/]+)", stage.view_stage),
         route("GET", r"/-/stage/(?P<id>[^/]+)/tarball", stage.download_stage),
@@ -62,7 +64,8 @@ def routes(b: Broker) -> list[Route]:
         route("PUT", r"/{pkg}/-rev/(?P<rev>[^/]+)", packages.update_metadata_route, publish_body),
         route("DELETE", r"/{pkg}/-rev/(?P<rev>[^/]+)", packages.unpublish_all),
         route("GET", r"/{pkg}", packages.get_packument, trust_ok=True),
-        route("PUT", r"/{pkg}", packages.put_package, publish_body, trust_ok=True),
+        route("PUT", r"/{pkg}", packages.put_package, publish_body, trust_ok=True,
+              trust_permission=CREATE_PACKAGE),
         route("GET", r"/{pkg}/(?P<version>[^/\-][^/]*)", packages.get_version),
     ]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..domain.credentials import TokenKind
 from ..domain.names import InvalidName, parse_package_name
+from ..domain.trust import PERMISSIONS
 from ..errors import bad_request, forbidden
 from .auth import TRUST_ONLY, require_login, trust_token_for
 from .context import Broker
@@ -29,5 +30,9 @@ def check_before_body(b: Broker, route: Route, req: Req) -> None:
         return
     if cred.kind is TokenKind.TRUST:
         trust_token_for(cred, package)
+        if route.trust_permission and route.trust_permission not in cred.trust_permissions:
+            raise forbidden(f"OIDC permission denied for this action: the trust relationship of {package} does not "
+                            f"allow {PERMISSIONS[route.trust_permission]}; an owner can add one that does",
+                            code="trust.permission-denied")
     elif not cred.may_write(package):
         raise forbidden(f"this token cannot write {package}: its packages, scopes or read-only permission exclude it")

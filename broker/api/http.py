@@ -126,6 +126,7 @@ class Route:
     max_body: int = SMALL_BODY
     trust_ok: bool = False  # whether a trust-issued token may call it at all
     anonymous_body: bool = False  # whether a body is read before any credential is checked (login, exchange)
+    trust_permission: str | None = None  # what a trust token's relationship must allow here (checked before the body)
     on_loop: bool = False  # an async handler: it runs on the event loop and keeps blocking work off it
 
 
@@ -134,11 +135,10 @@ PKG = r"(?P<pkg>@[^/]+(?:/|%2[fF])[^/]+|[^@/\-][^/]*)"
 
 
 def route(method: str, template: str, handler: Handler, max_body: int = SMALL_BODY, trust_ok: bool = False,
-          anonymous_body: bool = False) -> Route:
+          anonymous_body: bool = False, trust_permission: str | None = None) -> Route:
     """`template` is a regex over the raw (still percent-encoded) path; {pkg} is a package name."""
     return Route(method, re.compile("^" + template.replace("{pkg}", PKG) + "/?$"), handler, max_body, trust_ok,
-                 anonymous_body,
-                 inspect.iscoroutinefunction(handler))
+                 anonymous_body, trust_permission, inspect.iscoroutinefunction(handler))
 
 
 def resolve(routes: list[Route], method: str, raw_path: str) -> tuple[Route | None, dict[str, str], bool]:

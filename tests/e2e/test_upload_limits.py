@@ -160,3 +160,15 @@ def test_a_client_that_hangs_up_mid_upload_is_an_info_line(guarded, people):
     log = guarded.log()
     assert "closed the connection before its request body arrived" in log
     assert "Traceback" not in log and "unhandled error" not in log
+
+
+def test_a_trust_token_is_refused_before_the_body_of_a_publish_it_may_not_make(accounts, issuer, broker):
+    from tests.e2e.test_oidc_security import exchange, relationship, trusted
+
+    _, name = trusted(accounts, relationship(permissions=["createStagedPackage"]))
+    minted = exchange(broker.url, name, issuer.token()).json()["token"]
+    for path in (f"/{name}", f"/{unique_name()}"):  # its own package without --allow-publish; another package
+        with connect(broker) as sock:
+            sock.sendall(put_headers(DECLARED, minted, path=path))
+            answer = answer_and_close(sock, within=5)
+        assert answer.startswith(b"HTTP/1.1 403"), answer[:200]
