@@ -31,8 +31,9 @@ def check_before_body(b: Broker, route: Route, req: Req) -> None:
     if cred.kind is TokenKind.TRUST:
         trust_token_for(cred, package)
         if route.trust_permission and route.trust_permission not in cred.trust_permissions:
+            needed = route.trust_permission
             raise forbidden(f"OIDC permission denied for this action: the trust relationship of {package} does not "
-                            f"allow {PERMISSIONS[route.trust_permission]}; an owner can add one that does",
+                            f"allow {PERMISSIONS[needed]} ({needed}): an owner can add a relationship that does",
                             code="trust.permission-denied")
     elif not cred.may_write(package):
         raise forbidden(f"this token cannot write {package}: its packages, scopes or read-only permission exclude it")
