@@ -1,8 +1,10 @@
-"""Builds the ASGI app: the route table, body limits, and the one place errors become JSON."""
+"""Builds the ASGI app: the route table, the body gate, and the one place errors become JSON."""
 
 from __future__ import annotations
 
 import logging
+import time
+from dataclasses import dataclass
 
 from anyio import to_thread
 from starlette.requests import Request
@@ -12,10 +14,15 @@ from starlette.types import Receive, Scope, Send
 from .api import access, disttags, health, oidc, packages, profile, stage, tokens, trust, users
 from .api.auth import refuse_trust_token
 from .api.context import Broker
+from .domain.trust import CREATE_PACKAGE, CREATE_STAGED_PACKAGE
+from .api.bodies import EMPTY, Body, BodyLimits, ClientGone, UploadBudget, declared_length, receive_body
+from .api.gate import check_before_body
 from .api.http import Req, Route, error_response, parse_query, resolve, route
 from .errors import RegistryError
+from .logs import redact, request_id, request_id_from
 
 log = logging.getLogger("stagegate")
+access_log = logging.getLogger("stagegate.access")
 
 
 def routes(b: Broker) -> list[Route]:
@@ -23,9 +30,11 @@ def routes(b: Broker) -> list[Route]:
     return [
         route("GET", r"/-/ping", users.ping, trust_ok=True),
         route("GET", r"/-/healthz", health.healthz, trust_ok=True),
-        route("POST", r"/-/npm/v1/oidc/token/exchange/package/{pkg}", oidc.exchange, trust_ok=True),
+        route("POST", r"/-/npm/v1/oidc/token/exchange/package/{pkg}", oidc.exchange, trust_ok=True,
+              anonymous_body=True),
         route("GET", r"/-/whoami", users.whoami),
-        route("PUT", r"/-/user/org\.couchdb\.user:(?P<name>[^/]+)(?:/-rev/(?P<rev>[^/]+))?", users.couch_put),
+        route("PUT", r"/-/user/org\.couchdb\.user:(?P<name>[^/]+)(?:/-rev/(?P<rev>[^/]+))?", users.couch_put,
+              anonymous_body=True),
         route("GET", r"/-/user/org\.couchdb\.user:(?P<name>[^/]+)", users.couch_get),
         route("DELETE", r"/-/user/token/(?P<token>[^/]+)", users.logout),
         route("GET", r"/-/npm/v1/user", profile.get_profile),
@@ -43,7 +52,8 @@ def routes(b: Broker) -> list[Route]:
         route("DELETE", r"/-/package/{pkg}/trust/(?P<id>[^/]+)", trust.revoke),
         route("GET", r"/-/package/{pkg}/access", access.get_access),
         route("POST", r"/-/package/{pkg}/access", access.set_access),
-        route("POST", r"/-/stage/package/{pkg}", stage.stage_publish, publish_body, trust_ok=True),
+        route("POST", r"/-/stage/package/{pkg}", stage.stage_publish, publish_body, trust_ok=True,
+              trust_permission=CREATE_STAGED_PACKAGE),
         route("GET", r"/-/stage", stage.list_stages),
         route("GET", r"/-/stage/(?P<id>[^/]+)", stage.view_stage),
         route("GET", r"/-/stage/(?P<id>[^/]+)/tarball", stage.download_stage),
@@ -54,46 +64,10 @@ def routes(b: Broker) -> list[Route]:
         route("PUT", r"/{pkg}/-rev/(?P<rev>[^/]+)", packages.update_metadata_route, publish_body),
         route("DELETE", r"/{pkg}/-rev/(?P<rev>[^/]+)", packages.unpublish_all),
         route("GET", r"/{pkg}", packages.get_packument, trust_ok=True),
-        route("PUT", r"/{pkg}", packages.put_package, publish_body, trust_ok=True),
+        route("PUT", r"/{pkg}", packages.put_package, publish_body, trust_ok=True,
+              trust_permission=CREATE_PACKAGE),
         route("GET", r"/{pkg}/(?P<version>[^/\-][^/]*)", packages.get_version),
     ]
-
-
-class BodyTooLarge(RegistryError):
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"the request body is larger than this registry accepts ({limit} bytes); "
-                              "see STAGEGATE_MAX_TARBALL_BYTES")
-
-
-async def read_body(request: Request, limit: int) -> bytearray:
-    """The whole body, refused with 413 as soon as it is known to exceed `limit`.
-
-    With a Content-Length the buffer is allocated once and filled in place: no growth copies, so
-    a large upload costs its own size in memory, not a multiple of it.
-    """
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise RegistryError(400, "invalid Content-Length")
-        if int(declared) > limit:
-            raise BodyTooLarge(limit)
-        body = bytearray(int(declared))
-        view, filled = memoryview(body), 0
-        async for chunk in request.stream():
-            if filled + len(chunk) > len(body):
-                raise RegistryError(400, "the body is longer than its Content-Length")
-            view[filled:filled + len(chunk)] = chunk
-            filled += len(chunk)
-        view.release()
-        if filled != len(body):
-            raise RegistryError(400, "the body ended before its Content-Length")
-        return body
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise BodyTooLarge(limit)
-    return body
 
 
 def _handle(matched: Route, broker: Broker, req: Req) -> Response:
@@ -102,12 +76,27 @@ def _handle(matched: Route, broker: Broker, req: Req) -> Response:
     return matched.handler(broker, req)
 
 
+@dataclass
+class _InFlight:
+    """What one request holds while it is answered: its body and the upload budget that body took."""
+
+    payload: Body = EMPTY
+    budget_taken: int = 0
+    body_pending: bool = False  # a body the client sent (or is sending) that was not read in full
+    status: int | None = None
+
+
 class RegistryApp:
     """The ASGI application. Routing works on the raw path so that @scope%2fname stays one segment."""
 
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
         self.routes = routes(broker)
+        settings = broker.settings
+        self.budget = UploadBudget(settings.upload_budget_bytes)
+        self.upload_dir = settings.data_dir / "tmp"
+        self.upload_dir.mkdir(parents=True, exist_ok=True)
+        self.idle_seconds, self.total_seconds = settings.body_idle_timeout, settings.body_total_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -116,8 +105,27 @@ class RegistryApp:
         if scope["type"] != "http":
             return
         request = Request(scope, receive)
-        response = await self._respond(request)
-        await response(scope, receive, send)
+        request_id.set(request_id_from(request.headers.get("x-request-id")))
+        raw_path = scope.get("raw_path", request.url.path.encode()).decode("latin-1").split("?")[0]
+        started, held = time.monotonic(), _InFlight()
+        try:
+            response = await self._respond(request, raw_path, held)
+            response.headers["x-request-id"] = request_id.get() or ""
+            if held.body_pending:  # the rest of the body is still on the wire: do not read it, hang up
+                response.headers["connection"] = "close"
+            held.status = response.status_code
+            await response(scope, receive, send)
+        except ClientGone:
+            log.info("the client closed the connection before its request body arrived",
+                     extra={"method": request.method, "path": redact(raw_path)})
+        finally:
+            held.payload.close()
+            self.budget.give_back(held.budget_taken)
+            if held.status is not None:
+                access_log.info("%s %s %d", request.method, raw_path, held.status,
+                                extra={"method": request.method, "path": redact(raw_path), "status": held.status,
+                                       "duration_ms": round((time.monotonic() - started) * 1000, 1),
+                                       "client": request.client.host if request.client else None})
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -129,18 +137,26 @@ class RegistryApp:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _respond(self, request: Request) -> Response:
-        raw_path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1").split("?")[0]
+    async def _respond(self, request: Request, raw_path: str, held: _InFlight) -> Response:
         method = request.method
+        held.body_pending = _has_body(request.headers)
         try:
             matched, params, exists = resolve(self.routes, method, raw_path)
             if matched is None:
                 if exists:
                     raise RegistryError(405, f"{method} is not supported on {raw_path}")
                 raise RegistryError(404, f"not found: {raw_path}")
+            declared_length(request.headers.get("content-length"), matched.max_body)
             client = request.client.host if request.client else None
             req = Req(method, raw_path, params, parse_query(request.scope.get("query_string", b"")),
-                      request.headers, await read_body(request, matched.max_body), client)
+                      request.headers, EMPTY, client)
+            if held.body_pending and method not in ("GET", "HEAD"):
+                await to_thread.run_sync(check_before_body, self.broker, matched, req)
+                limits = BodyLimits(matched.max_body, self.idle_seconds, self.total_seconds)
+                held.payload, held.budget_taken = await receive_body(request.receive, limits, self.budget,
+                                                                     self.upload_dir)
+                held.body_pending = False
+                req.payload = held.payload
             if matched.on_loop:
                 if not matched.trust_ok:
                     await to_thread.run_sync(refuse_trust_token, self.broker, req)
@@ -149,9 +165,15 @@ class RegistryApp:
                 response = await to_thread.run_sync(_handle, matched, self.broker, req)
         except RegistryError as exc:
             return error_response(exc)
+        except ClientGone:
+            raise
         except Exception:  # the last resort: log it, tell the client something went wrong on our side
-            log.exception("unhandled error on %s %s", method, raw_path)
+            log.exception("unhandled error on %s %s", method, redact(raw_path))
             return error_response(RegistryError(500, "internal error in the registry; see its log"))
         if method == "HEAD":
             return Response(status_code=response.status_code, headers=dict(response.headers))
         return response
+
+
+def _has_body(headers) -> bool:
+    return "transfer-encoding" in headers or headers.get("content-length", "0") not in ("0", "")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import logging
+import logging.config
 import sys
 
 from pydantic import ValidationError
@@ -21,23 +22,20 @@ def _settings() -> Settings:
 
 
 def serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from .app import RegistryApp
-    from .runtime import build_broker
-
-    from .runtime import SchemaOutOfDate
+    from .logs import logging_config
+    from .runtime import SchemaOutOfDate, build_broker
+    from .server import run
 
     settings = _settings()
+    log_format = args.log_format or settings.log_format
+    logging.config.dictConfig(logging_config(args.log_level, log_format))
     try:
         broker = build_broker(settings, args.host, args.port)
     except SchemaOutOfDate as exc:
         sys.exit(f"stagegate-broker: {exc}")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("stagegate").info("serving %s (data in %s)", broker.public_url, settings.data_dir.resolve())
-    uvicorn.run(RegistryApp(broker), host=args.host, port=args.port, log_level=args.log_level,
-                access_log=args.log_level in ("info", "debug"), proxy_headers=False, server_header=False)
+    run(RegistryApp(broker), settings, args.host, args.port, args.log_level, log_format)
     return 0
 
 
@@ -94,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     p_serve.add_argument("--host", default="127.0.0.1")
     p_serve.add_argument("--port", type=int, default=4873)
     p_serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p_serve.add_argument("--log-format", choices=["json", "plain"], default=None,
+                         help="JSON objects, one per line (default; STAGEGATE_LOG_FORMAT), or plain text")
     p_serve.set_defaults(func=serve)
     p_user = sub.add_parser("user", help="manage accounts")
     user_sub = p_user.add_subparsers(dest="user_command", required=True)

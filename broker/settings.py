@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
@@ -38,6 +39,27 @@ class Settings(BaseSettings):
         description="Key that encrypts TOTP secrets at rest; generated into data_dir when unset.",
     )
     max_tarball_bytes: int = Field(default=100 * MIB, gt=0, description="Upload limit for one tarball.")
+    uploads_in_flight_bytes: int | None = Field(
+        default=None, gt=0,
+        description="The request-body bytes all requests in flight may hold at once (on disk while they arrive, in "
+                    "memory while they are parsed); beyond it a request gets 503 server.busy with Retry-After. "
+                    "Default: three of the largest publish bodies.",
+    )
+    body_idle_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds a request body may pause before the client is dropped (408)."
+    )
+    body_total_timeout: float = Field(
+        default=900.0, gt=0, description="Seconds a whole request body may take to arrive (408 beyond it)."
+    )
+    header_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds a connection has to send a complete request line and headers."
+    )
+    keep_alive_timeout: int = Field(
+        default=5, gt=0, description="Seconds an idle keep-alive connection stays open between requests."
+    )
+    log_format: Literal["json", "plain"] = Field(
+        default="json", description="Log lines as JSON objects (one per line) or plain text for local runs."
+    )
     session_token_days: int = Field(default=30, gt=0, description="Lifetime of login tokens.")
     oidc_github_issuer: str = Field(
         default="https://token.actions.githubusercontent.com",
@@ -90,3 +112,7 @@ class Settings(BaseSettings):
     def max_body_bytes(self) -> int:
         """A publish document carries the tarball in base64 (4/3 larger) plus metadata."""
         return self.max_tarball_bytes * 4 // 3 + 8 * MIB
+
+    @property
+    def upload_budget_bytes(self) -> int:
+        return self.uploads_in_flight_bytes or 3 * self.max_body_bytes

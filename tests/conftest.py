@@ -58,3 +58,22 @@ def pytest_terminal_summary(terminalreporter):
                 f"/{total}, integrity identical {sum(r['integrity'] for r in RESULTS.values())}/{total}, "
                 f"listing order identical {sum(r['order'] for r in RESULTS.values())}/{total}")
         terminalreporter.write_line(line)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run when any broker log of it shows a token, JWT or password (issue 14 item 11)."""
+    from tests.support.logscan import broker_logs, leaks
+
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is None:
+        return
+    root = factory.getbasetemp()
+    found = leaks(root)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write("\n")
+        reporter.write_line(f"secret scan: {len(broker_logs(root))} broker logs, {len(found)} secrets found")
+        for line in found[:20]:
+            reporter.write_line(f"  secret in a log: {line}", red=True)
+    if found:
+        session.exitstatus = 1

@@ -32,7 +32,7 @@ def set_tag(b: Broker, req: Req):
     tag = _tag(req)
     try:
         version = json.loads(req.body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         version = None
     if not isinstance(version, str):
         raise bad_request('the body must be the version as a JSON string, like "1.2.3"')

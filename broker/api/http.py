@@ -14,47 +14,95 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
 
 from ..errors import RegistryError, bad_request
+from .bodies import Body
 
 KIB = 1024
 SMALL_BODY = 256 * KIB
 
 
+MAX_JSON_DEPTH = 64  # far deeper than any package document; deeper input is an attack on recursion
+# Each JSON value costs Python tens of bytes; a body of a million tiny values ("[[],[],…]") would cost
+# gigabytes to parse. A real document is a few metadata fields and one long base64 string.
+MAX_JSON_SEPARATORS = 1_000_000
+
+
+def invalid_json(detail: str) -> RegistryError:
+    return bad_request(f"the request body is not valid JSON: {detail}", code="body.invalid-json")
+
+
+def parse_json(raw: bytes | str) -> Any:
+    """A JSON document from untrusted bytes: 400 `body.invalid-json` for anything malformed or too deep."""
+    if isinstance(raw, (bytes, bytearray)):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise bad_request("the request body is not valid UTF-8 JSON", code="body.invalid-json") from None
+    if raw.count(",") + raw.count("[") + raw.count("{") > MAX_JSON_SEPARATORS:
+        raise invalid_json(f"more than {MAX_JSON_SEPARATORS} values")
+    try:
+        value = json.loads(raw)
+    except RecursionError:
+        raise invalid_json(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except ValueError as exc:
+        raise invalid_json(str(exc)) from None
+    if _depth_exceeds(value, MAX_JSON_DEPTH):
+        raise invalid_json(f"nested deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether arrays/objects nest deeper than `limit` (iterative: a deep value cannot overflow it)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
 @dataclass
 class Req:
-    """One request as handlers see it: path parameters already decoded, body already read."""
+    """One request as handlers see it: path parameters already decoded, body already received."""
 
     method: str
     path: str
     params: dict[str, str]
     query: dict[str, str]
     headers: Headers
-    body: bytes | bytearray
+    payload: Body
     client: str | None
     extra: dict[str, Any] = field(default_factory=dict)
+    _bytes: bytes | None = field(default=None, repr=False)
+
+    @property
+    def body(self) -> bytes:
+        """The raw body (read from its temporary file on first use)."""
+        if self._bytes is None:
+            self._bytes = self.payload.read()
+        return self._bytes
 
     def json(self) -> Any:
         if not self.body:
-            raise bad_request("this request needs a JSON body")
-        try:
-            return json.loads(self.body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise bad_request(f"the request body is not valid JSON: {exc}") from None
+            raise bad_request("this request needs a JSON body", code="body.invalid-json")
+        return parse_json(self.body)
 
     def take_json(self) -> Any:
-        """Parse the body, letting go of the raw bytes first: an upload then peaks at about twice its
-        size (the text and the decoded attachment), not four times (bytes, text, copy, attachment)."""
-        raw, self.body = self.body, b""
+        """Parse the body, letting go of the raw bytes (and the temporary file) first: a publish then
+        peaks at about twice its size (the text and the attachment string), never more."""
+        raw = self._bytes if self._bytes is not None else self.payload.read()
+        self._bytes = b""
         if not raw:
-            raise bad_request("this request needs a JSON body")
+            raise bad_request("this request needs a JSON body", code="body.invalid-json")
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise bad_request("the request body is not valid UTF-8 JSON") from None
+            raise bad_request("the request body is not valid UTF-8 JSON", code="body.invalid-json") from None
         del raw
-        try:
-            return json.loads(text)
-        except ValueError as exc:
-            raise bad_request(f"the request body is not valid JSON: {exc}") from None
+        return parse_json(text)
 
     def json_object(self) -> dict[str, Any]:
         value = self.json()
@@ -77,6 +125,8 @@ class Route:
     handler: Handler
     max_body: int = SMALL_BODY
     trust_ok: bool = False  # whether a trust-issued token may call it at all
+    anonymous_body: bool = False  # whether a body is read before any credential is checked (login, exchange)
+    trust_permission: str | None = None  # what a trust token's relationship must allow here (checked before the body)
     on_loop: bool = False  # an async handler: it runs on the event loop and keeps blocking work off it
 
 
@@ -84,10 +134,11 @@ class Route:
 PKG = r"(?P<pkg>@[^/]+(?:/|%2[fF])[^/]+|[^@/\-][^/]*)"
 
 
-def route(method: str, template: str, handler: Handler, max_body: int = SMALL_BODY, trust_ok: bool = False) -> Route:
+def route(method: str, template: str, handler: Handler, max_body: int = SMALL_BODY, trust_ok: bool = False,
+          anonymous_body: bool = False, trust_permission: str | None = None) -> Route:
     """`template` is a regex over the raw (still percent-encoded) path; {pkg} is a package name."""
     return Route(method, re.compile("^" + template.replace("{pkg}", PKG) + "/?$"), handler, max_body, trust_ok,
-                 inspect.iscoroutinefunction(handler))
+                 anonymous_body, trust_permission, inspect.iscoroutinefunction(handler))
 
 
 def resolve(routes: list[Route], method: str, raw_path: str) -> tuple[Route | None, dict[str, str], bool]:

@@ -122,14 +122,21 @@ def test_declared_oversized_body_is_refused_before_it_is_read(small_broker):
     assert answer.startswith("HTTP/1.1 413"), answer
 
 
+def signed_up(broker) -> str:
+    name = f"big-{unique_name()}"
+    return httpx.put(f"{broker.url}-/user/org.couchdb.user:{name}", json={
+        "name": name, "password": "long enough pw", "email": "b@example.test"}).json()["token"]
+
+
 @pytest.mark.parametrize("method,path,megabytes", [("PUT", "big", 10), ("POST", "-/npm/v1/tokens", 1)])
 def test_streamed_oversized_body_is_refused(small_broker, method, path, megabytes):
     def chunks():
         for _ in range(megabytes * 64):
             yield b"x" * 16384
 
+    headers = {"authorization": f"Bearer {signed_up(small_broker)}"}
     try:
-        response = httpx.request(method, small_broker.url + path, content=chunks(), timeout=30)
+        response = httpx.request(method, small_broker.url + path, content=chunks(), headers=headers, timeout=30)
     except httpx.RemoteProtocolError:
         return  # the broker closed the connection after its 413: also a refusal
     assert response.status_code == 413

@@ -27,6 +27,7 @@ class BrokerProcess:
     env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
+    log_level: str = "info"  # info: the access log is written, so the suite can check it never shows a secret
 
     @property
     def url(self) -> str:
@@ -56,7 +57,7 @@ class BrokerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "broker.cli", "serve", "--port", str(self.port), "--log-level", "warning"],
+            [sys.executable, "-m", "broker.cli", "serve", "--port", str(self.port), "--log-level", self.log_level],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -1,0 +1,103 @@
+"""The broker's logs: one JSON object per line (or plain text locally), a request id on every line
+of a request, and no token, JWT or password path segment in any of them."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+
+# Secrets that can reach a log line through a path, a header quoted in an error, or an exception text.
+_SECRET_PATTERNS = [
+    (re.compile(r"(/-/user/token/|/-/npm/v1/tokens/token/)[^/?\s\"']+"), r"\1<redacted>"),
+    (re.compile(r"sg_[A-Za-z0-9_\-]{8,}"), "sg_<redacted>"),
+    (re.compile(r"eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*"), "<jwt redacted>"),
+]
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+
+
+def redact(text: str) -> str:
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def request_id_from(header: str | None) -> str:
+    """The client's X-Request-Id when it is a sane one (short, no spaces or control characters), else a new one."""
+    if header and _REQUEST_ID.fullmatch(header) and redact(header) == header:
+        return header
+    return uuid.uuid4().hex
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites every record's message with its secrets replaced, and stamps the request id on it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message or record.args:
+            record.msg, record.args = cleaned, None
+        record.request_id = request_id.get()
+        return True
+
+
+# Attributes every LogRecord has; anything else on a record came from `extra=` and goes into the JSON.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "request_id",
+                                                                       "color_message", "taskName"}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if getattr(record, "request_id", None):
+            entry["request_id"] = record.request_id
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = redact(self.formatException(record.exc_info))
+        return redact(json.dumps(entry, default=str, ensure_ascii=False))
+
+
+class PlainFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        if getattr(record, "request_id", None):
+            line += f" [{record.request_id}]"
+        return redact(line)
+
+
+def logging_config(level: str, fmt: str) -> dict[str, Any]:
+    """A logging.config dict for uvicorn's log_config: every logger through one redacting handler."""
+    formatter = {"()": JsonFormatter} if fmt == "json" else {"()": PlainFormatter}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"redact": {"()": RedactingFilter}},
+        "formatters": {"default": formatter},
+        "handlers": {"default": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr",
+                                 "formatter": "default", "filters": ["redact"]}},
+        "root": {"handlers": ["default"], "level": level.upper()},
+        "loggers": {
+            "uvicorn": {"handlers": [], "propagate": True, "level": level.upper()},
+            "uvicorn.error": {"handlers": [], "propagate": True, "level": level.upper()},
+            # uvicorn's own access line prints the raw path; the broker writes its own (stagegate.access).
+            "uvicorn.access": {"handlers": [], "propagate": False, "level": "CRITICAL"},
+            "httpx": {"level": "WARNING"},
+            "httpcore": {"level": "WARNING"},
+        },
+    }

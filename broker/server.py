@@ -1,0 +1,66 @@
+"""Running the ASGI app under uvicorn with the timeouts a public server needs, and the broker's logging."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from .logs import logging_config
+from .settings import Settings
+
+log = logging.getLogger("stagegate")
+
+
+class HeaderTimeoutProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol plus a deadline for a request's headers.
+
+    uvicorn times out only an idle keep-alive connection; a client that connects and sends nothing,
+    or half a request line, would hold its connection (and a slot) forever.
+    """
+
+    header_timeout: float = 10.0
+    _header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_header_timer()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm_header_timer()
+
+    def on_headers_complete(self) -> None:
+        self._disarm_header_timer()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_header_timer()
+        super().connection_lost(exc)
+
+    def _arm_header_timer(self) -> None:
+        if self._header_timer is None:
+            self._header_timer = self.loop.call_later(self.header_timeout, self._headers_too_slow)
+
+    def _disarm_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_timer = None
+        if self.cycle is not None and not self.cycle.response_complete:
+            return  # a request is being answered; its body has its own timeouts
+        if not self.transport.is_closing():
+            log.info("closed a connection that sent no complete request headers in %g s", self.header_timeout,
+                     extra={"client": self.client[0] if self.client else None})
+            self.transport.close()
+
+
+def run(app, settings: Settings, host: str, port: int, log_level: str, log_format: str) -> None:
+    protocol = type("BrokerHttpProtocol", (HeaderTimeoutProtocol,), {"header_timeout": settings.header_timeout})
+    uvicorn.run(app, host=host, port=port, http=protocol, log_level=log_level,
+                log_config=logging_config(log_level, log_format), access_log=False, proxy_headers=False,
+                server_header=False, timeout_keep_alive=settings.keep_alive_timeout)

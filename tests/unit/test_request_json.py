@@ -1,0 +1,34 @@
+"""Parsing untrusted JSON bodies: malformed, deep or huge input is a 400 body.invalid-json."""
+
+from __future__ import annotations
+
+import pytest
+
+from broker.api.http import MAX_JSON_DEPTH, parse_json
+from broker.errors import RegistryError
+
+
+@pytest.mark.parametrize("raw", [
+    b"[" * 100_000,
+    b'{"a":' * 100_000,
+    b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1),
+    b"[" + b"0," * 1_000_001 + b"0]",
+    b"{",
+    b"\xff\xfe",
+    b"",
+])
+def test_hostile_or_malformed_json_is_invalid_json(raw):
+    with pytest.raises(RegistryError) as caught:
+        parse_json(raw)
+    assert caught.value.status == 400 and caught.value.code == "body.invalid-json"
+
+
+def test_a_document_at_the_depth_limit_parses():
+    raw = "[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH
+    assert parse_json(raw) is not None
+
+
+def test_a_publish_shaped_document_parses():
+    doc = parse_json(b'{"name":"x","versions":{"1.0.0":{"exports":{".":{"import":{"types":"./a.d.ts"}}}}},'
+                     b'"_attachments":{"x-1.0.0.tgz":{"data":"' + b"A" * 100_000 + b'"}}}')
+    assert doc["name"] == "x"
