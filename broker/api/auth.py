@@ -120,6 +120,8 @@ def checked_password(b: Broker, req: Req, name: str, password: str) -> User | No
     `auth.busy` when every hashing slot stays taken. An unknown name costs a hash like a known one
     (against a dummy hash), and counts as a failure for the address and the name."""
     account, address, now = name[:214], address_key(req.client), time.time()
+    with b.db.read() as conn:  # a guesser who is backing off never gets to take the write lock
+        _refuse_while_backing_off(conn, account, address, now)
     with b.db.write() as conn:
         accounts.lock_password_buckets(conn, account, address)
         _refuse_while_backing_off(conn, account, address, now)
@@ -239,14 +241,11 @@ def check_otp(b: Broker, user: User, otp: str, secret: bytes | None = None, *, u
             raise forbidden("two-factor authentication is not enabled on this account")
         secret = b.box.open(user.tfa_secret)
     code, now, outcome = otp.strip().replace(" ", ""), time.time(), None
+    with b.db.read() as conn:  # a guesser who is backing off never gets to take the write lock
+        _refuse_while_otp_backs_off(conn, user, now)
     with b.db.write() as conn:
         accounts.lock_user(conn, user.id)
-        failures, last = accounts.otp_failures_since(conn, user.id, now - OTP.window)
-        wait = OTP.wait(failures, last, now)
-        if wait > 0:
-            seconds = math.ceil(wait)
-            raise RegistryError(429, f"too many wrong one-time passwords on this account: try again in {seconds} s",
-                                code="otp.rate-limited", headers={"retry-after": str(seconds)})
+        failures = _refuse_while_otp_backs_off(conn, user, now)
         step = totp.matching_step(secret, code, now)
         if step is not None and (not use_up or accounts.claim_otp_step(conn, user.id, step)):
             outcome = "otp"
@@ -262,6 +261,17 @@ def check_otp(b: Broker, user: User, otp: str, secret: bytes | None = None, *, u
         raise RegistryError(401, f"this one-time password {reason}: wait for the next code from your "
                                  "authenticator and try again", code="otp.invalid", headers={"www-authenticate": "OTP"})
     return outcome
+
+
+def _refuse_while_otp_backs_off(conn, user: User, now: float) -> int:
+    """The account's recent OTP failures; 429 while it must wait before the next check."""
+    failures, last = accounts.otp_failures_since(conn, user.id, now - OTP.window)
+    wait = OTP.wait(failures, last, now)
+    if wait > 0:
+        seconds = math.ceil(wait)
+        raise RegistryError(429, f"too many wrong one-time passwords on this account: try again in {seconds} s",
+                            code="otp.rate-limited", headers={"retry-after": str(seconds)})
+    return failures
 
 
 def recovery_digest(code: str) -> str:
