@@ -8,10 +8,9 @@ from ..domain.packument import iso
 from ..domain.credentials import Action, TfaMode, TokenKind, second_factor
 from ..errors import bad_request, forbidden, unauthorized
 from ..security import totp
-from ..security.passwords import verify_password
 from ..store import accounts, audit
 from ..store.accounts import User
-from .auth import check_otp, enforce, recovery_digest, require_account
+from .auth import check_otp, enforce, password_matches, recovery_digest, require_account
 from .context import Broker
 from .http import Req, json_response
 
@@ -47,8 +46,8 @@ def set_profile(b: Broker, req: Req):
     if not isinstance(tfa, dict) or not isinstance(tfa.get("password"), str) or not isinstance(tfa.get("mode"), str):
         raise bad_request('tfa must be {"mode": "auth-only"|"auth-and-writes"|"disable", "password": "…"} '
                           'or ["<otp>"]')
-    if not verify_password(tfa["password"], user.password_hash):
-        raise unauthorized("incorrect password", "Basic")
+    if not password_matches(b, req, user, tfa["password"]):
+        raise unauthorized("incorrect password", "Basic", code="auth.bad-credentials")
     if tfa["mode"] == "disable":
         return _disable_tfa(b, user, req)
     try:

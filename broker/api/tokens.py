@@ -12,11 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..domain.credentials import Action, TokenKind, second_factor
 from ..domain.names import InvalidName, parse_package_name
 from ..errors import bad_request, forbidden, not_found, unauthorized
-from ..security.passwords import verify_password
 from ..security.tokens import new_token, token_digest, token_display_prefix
 from ..store import accounts, audit
 from ..store.accounts import TokenRow
-from .auth import enforce, require_account
+from .auth import enforce, password_matches, require_account
 from .context import Broker
 from .http import Req, json_response
 from ..domain.packument import iso
@@ -85,8 +84,8 @@ def create_token(b: Broker, req: Req):
     except ValidationError as exc:
         first = exc.errors()[0]
         raise bad_request(f"invalid token request: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
-    if not verify_password(body.password, user.password_hash):
-        raise unauthorized("incorrect password", "Basic")
+    if not password_matches(b, req, user, body.password):
+        raise unauthorized("incorrect password", "Basic", code="auth.bad-credentials")
     for name in body.packages:
         try:
             parse_package_name(name)

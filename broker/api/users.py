@@ -9,11 +9,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..domain.credentials import OtpRequired, TokenKind
 from ..errors import bad_request, conflict, forbidden, not_found, unauthorized
-from ..security.passwords import hash_password, verify_password
 from ..security.tokens import new_token, token_digest, token_display_prefix
 from ..store import accounts, audit
 from ..store.accounts import User
-from .auth import enforce, require_account, require_login
+from .auth import checked_password, enforce, new_password_hash, require_account, require_login, with_request_otp
 from .context import Broker
 from .http import Req, json_response
 
@@ -66,15 +65,20 @@ def couch_put(b: Broker, req: Req):
     if body.name != req.params["name"]:
         raise bad_request("the user document's name does not match the URL")
     with b.db.read() as conn:
-        user = accounts.user_by_name(conn, body.name)
-    if user is None:
+        known = accounts.user_by_name(conn, body.name) is not None
+    if not known and body.email is not None:
         user = _sign_up(b, body)
         how = "user.created"
     else:
-        if not verify_password(body.password, user.password_hash):
-            raise unauthorized("incorrect username or password", "Basic")
+        # An unknown name costs a password hash too (and counts against the address), so timing
+        # tells nothing more than the answer below, which npm prints as "There is no user …".
+        user = checked_password(b, req, body.name, body.password)
+        if user is None and not known:
+            raise bad_request(f'There is no user with the username "{body.name}".')
+        if user is None:
+            raise unauthorized("incorrect username or password", "Basic", code="auth.bad-credentials")
         if user.tfa_mode and not user.tfa_pending:
-            enforce(b, user, OtpRequired(), req.otp)
+            enforce(b, with_request_otp(req, user), OtpRequired(), req.otp)
         how = "user.login"
     token = session_token(b, user, how)
     return json_response({"ok": True, "id": f"org.couchdb.user:{user.name}", "rev": "1-session",
@@ -82,14 +86,13 @@ def couch_put(b: Broker, req: Req):
 
 
 def _sign_up(b: Broker, body: CouchUser) -> User:
-    if body.email is None:
-        raise bad_request(f'There is no user with the username "{body.name}".')
     if not b.settings.open_signup:
         raise forbidden("creating accounts is disabled on this registry: ask an administrator to run "
                         f"`stagegate-broker user add {body.name} --email {body.email}`")
     check_new_account(body.name, body.email, body.password)
+    password_hash = new_password_hash(body.password)
     with b.db.write() as conn:
-        user = accounts.create_user(conn, body.name, body.email, hash_password(body.password))
+        user = accounts.create_user(conn, body.name, body.email, password_hash)
     if user is None:
         raise conflict(f"the username {body.name} was just taken")
     return user

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from ..domain.credentials import Credential, TfaMode, TokenKind
-from .tables import otp_failures, otp_steps, recovery_codes, tokens, users
+from .tables import otp_failures, otp_steps, password_failures, recovery_codes, tokens, users
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,9 @@ class User:
     tfa_secret: str | None
     created_at: float
     updated_at: float
+    # Not a column: how the request that loaded this user already proved presence with its npm-otp
+    # (a Basic request checks its code once, and the route's own 2FA check must not check it again).
+    request_otp: tuple[str, str] | None = None  # (the code, "otp" | "recovery-code")
 
 
 def _user(row) -> User | None:
@@ -83,14 +87,66 @@ def claim_otp_step(conn: Connection, user_id: int, step: int) -> bool:
     return True
 
 
-def record_otp_failure(conn: Connection, user_id: int) -> None:
-    conn.execute(insert(otp_failures).values(user_id=user_id, at=time.time()))
+def set_password_hash(conn: Connection, user_id: int, old: str, new: str) -> bool:
+    """Replace the hash only if it is still `old` (a password change meanwhile wins)."""
+    return conn.execute(update(users).where(users.c.id == user_id, users.c.password_hash == old)
+                        .values(password_hash=new)).rowcount == 1
 
 
-def recent_otp_failures(conn: Connection, user_id: int, seconds: float) -> int:
-    since = time.time() - seconds
-    return conn.execute(select(func.count()).select_from(otp_failures).where(
-        otp_failures.c.user_id == user_id, otp_failures.c.at >= since)).scalar_one()
+def lock_user(conn: Connection, user_id: int) -> None:
+    """Until this write transaction ends, other transactions that lock this user wait: OTP checks of
+    one account take turns, so concurrent guesses cannot all read the same failure count.
+    (SQLite write transactions are exclusive already; FOR UPDATE is PostgreSQL's row lock.)"""
+    conn.execute(select(users.c.id).where(users.c.id == user_id).with_for_update())
+
+
+def record_otp_failure(conn: Connection, user_id: int, at: float) -> None:
+    conn.execute(insert(otp_failures).values(user_id=user_id, at=at))
+
+
+def otp_failures_since(conn: Connection, user_id: int, since: float) -> tuple[int, float | None]:
+    """How many OTP failures the account had since `since`, and when the last one was."""
+    count, last = conn.execute(select(func.count(), func.max(otp_failures.c.at)).where(
+        otp_failures.c.user_id == user_id, otp_failures.c.at > since)).one()
+    return count, last
+
+
+def lock_password_buckets(conn: Connection, account: str, address: str) -> None:
+    """Password checks of the same account or from the same address take turns while they count
+    and reserve (PostgreSQL advisory locks, in a fixed order; SQLite writers are exclusive)."""
+    if conn.dialect.name != "postgresql":
+        return
+    for key in sorted({"account:" + account, "address:" + address}):
+        number = int.from_bytes(hashlib.sha256(b"stagegate-password:" + key.encode()).digest()[:8], "big",
+                                signed=True)
+        conn.execute(_ADVISORY_XACT_LOCK, {"key": number})
+
+
+_ADVISORY_XACT_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+
+
+def password_failures_since(conn: Connection, *, account: str | None = None, address: str | None = None,
+                            since: float) -> tuple[int, float | None]:
+    """Failed (or running) password checks of an account, or from an address, since `since`."""
+    column, key = (password_failures.c.account, account) if account is not None else (
+        password_failures.c.address, address)
+    count, last = conn.execute(select(func.count(), func.max(password_failures.c.at)).where(
+        column == key, password_failures.c.at > since)).one()
+    return count, last
+
+
+def reserve_password_check(conn: Connection, account: str, address: str, at: float) -> int:
+    """Count a password check as failed before it runs; `release_password_check` takes it back."""
+    result = conn.execute(insert(password_failures).values(account=account, address=address, at=at))
+    return result.inserted_primary_key[0]
+
+
+def release_password_check(conn: Connection, check_id: int) -> None:
+    conn.execute(delete(password_failures).where(password_failures.c.id == check_id))
+
+
+def forget_password_failures(conn: Connection, older_than: float) -> None:
+    conn.execute(delete(password_failures).where(password_failures.c.at < older_than))
 
 
 def forget_old_otp_records(conn: Connection, user_id: int, older_than: float) -> None:

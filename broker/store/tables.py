@@ -42,6 +42,20 @@ otp_failures = Table(
     Index("ix_otp_failures_user_at", "user_id", "at"),
 )
 
+# Password checks that failed, or are running (a row is written before the hash is checked and
+# deleted when it matches): per-account and per-address backoff count them. `account` is the name
+# as given, known or not.
+password_failures = Table(
+    "password_failures", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account", String(214), nullable=False),
+    Column("address", String(64), nullable=False),
+    Column("at", Float, nullable=False),
+    Index("ix_password_failures_account_at", "account", "at"),
+    Index("ix_password_failures_address_at", "address", "at"),
+    Index("ix_password_failures_at", "at"),
+)
+
 tokens = Table(
     "tokens", metadata,
     Column("id", String(36), primary_key=True),
@@ -156,5 +170,5 @@ audit_log = Table(
     Column("detail", Text, nullable=False, default="{}"),
 )
 
-__all__ = ["metadata", "users", "recovery_codes", "otp_steps", "otp_failures", "tokens", "packages",
+__all__ = ["metadata", "users", "recovery_codes", "otp_steps", "otp_failures", "password_failures", "tokens", "packages",
            "owners", "versions", "stages", "dist_tags", "trust_relationships", "oidc_jtis", "audit_log", "UniqueConstraint"]
