@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from anyio import to_thread
@@ -9,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from .api import access, disttags, health, oidc, packages, profile, stage, tokens, trust, users
+from .api import access, audit, disttags, health, oidc, packages, profile, stage, tokens, trust, users
 from .api.auth import refuse_trust_token
 from .api.context import Broker
 from .api.http import Req, Route, error_response, parse_query, resolve, route
@@ -43,6 +44,7 @@ def routes(b: Broker) -> list[Route]:
         route("DELETE", r"/-/package/{pkg}/trust/(?P<id>[^/]+)", trust.revoke),
         route("GET", r"/-/package/{pkg}/access", access.get_access),
         route("POST", r"/-/package/{pkg}/access", access.set_access),
+        route("GET", r"/-/package/{pkg}/audit", audit.package_history),
         route("POST", r"/-/stage/package/{pkg}", stage.stage_publish, publish_body, trust_ok=True),
         route("GET", r"/-/stage", stage.list_stages),
         route("GET", r"/-/stage/(?P<id>[^/]+)", stage.view_stage),
@@ -123,8 +125,10 @@ class RegistryApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                pruning = asyncio.create_task(audit.keep_pruned(self.broker))
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                pruning.cancel()
                 self.broker.db.dispose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
