@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from .api import access, disttags, health, oidc, packages, profile, stage, tokens, trust, users
+from .api import access, audit, disttags, health, oidc, packages, profile, stage, tokens, trust, users
 from .api.auth import refuse_trust_token
 from .api.context import Broker
 from .domain.trust import CREATE_PACKAGE, CREATE_STAGED_PACKAGE
@@ -52,6 +53,7 @@ def routes(b: Broker) -> list[Route]:
         route("DELETE", r"/-/package/{pkg}/trust/(?P<id>[^/]+)", trust.revoke),
         route("GET", r"/-/package/{pkg}/access", access.get_access),
         route("POST", r"/-/package/{pkg}/access", access.set_access),
+        route("GET", r"/-/package/{pkg}/audit", audit.package_history),
         route("POST", r"/-/stage/package/{pkg}", stage.stage_publish, publish_body, trust_ok=True,
               trust_permission=CREATE_STAGED_PACKAGE),
         route("GET", r"/-/stage", stage.list_stages),
@@ -131,8 +133,10 @@ class RegistryApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                pruning = asyncio.create_task(audit.keep_pruned(self.broker))
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                pruning.cancel()
                 self.broker.db.dispose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

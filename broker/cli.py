@@ -1,11 +1,13 @@
-"""stagegate-broker: serve | user add | db upgrade."""
+"""stagegate-broker: serve | user add | db upgrade | audit."""
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import logging
 import logging.config
+import os
 import sys
 
 from pydantic import ValidationError
@@ -85,6 +87,33 @@ def db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def audit_log(args: argparse.Namespace) -> int:
+    """The whole audit log for operators, oldest first: one line per event, or JSON lines."""
+    from .domain.audit import AuditFilter, InvalidFilter, event_filter, instant
+    from .runtime import SchemaOutOfDate, open_database
+    from .store import audit
+
+    settings = _settings()
+    if settings.embedded and not (settings.data_dir / "stagegate.db").exists():
+        sys.exit(f"stagegate-broker: no database in {settings.data_dir.resolve()}: "
+                 "set STAGEGATE_DATA_DIR (or STAGEGATE_DATABASE_URL) as the broker has it")
+    try:
+        where = AuditFilter(package=args.package, event=event_filter(args.event),
+                            since=instant(args.since, "--since"), until=instant(args.until, "--until"))
+        db = open_database(settings)
+    except (InvalidFilter, SchemaOutOfDate) as exc:
+        sys.exit(f"stagegate-broker: {exc}")
+    try:
+        with db.read() as conn:
+            for entry in audit.walk(conn, where):
+                print(json.dumps(entry.wire(), ensure_ascii=False) if args.json else entry.line())
+    except BrokenPipeError:  # `… | head`: the reader has seen enough; no traceback at exit either
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    finally:
+        db.dispose()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="stagegate-broker", description="stagegate npm registry broker")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -104,6 +133,13 @@ def main(argv: list[str] | None = None) -> int:
     p_db = sub.add_parser("db", help="manage the database schema")
     db_sub = p_db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("upgrade", help="create or upgrade the schema to this version").set_defaults(func=db_upgrade)
+    p_audit = sub.add_parser("audit", help="print the audit log, oldest first (one line per event)")
+    p_audit.add_argument("--package", help="only this package's events")
+    p_audit.add_argument("--event", help="an event (stage.approved) or a kind (oidc, oidc.) of events")
+    p_audit.add_argument("--since", help="from this ISO 8601 date or time on (UTC unless it says otherwise)")
+    p_audit.add_argument("--until", help="before this ISO 8601 date or time")
+    p_audit.add_argument("--json", action="store_true", help="one JSON object per line")
+    p_audit.set_defaults(func=audit_log)
     args = parser.parse_args(argv)
     return args.func(args)
 

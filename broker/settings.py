@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     oidc_token_ttl: int = Field(
         default=900, gt=0, le=3600, description="Seconds a token minted by the OIDC exchange lives (max 1 h)."
     )
+    audit_retention_days: int | None = Field(
+        default=None, gt=0,
+        description="Days audit-log entries are kept; unset keeps them forever. The broker prunes at start, then hourly.",
+    )
 
     @field_validator("oidc_github_issuer")
     @classmethod

@@ -221,7 +221,7 @@ def _commit_publish(b: Broker, request: PublishRequest, cred: Credential, *, act
         registry.touch(conn, name.name, **changes)
         audit.record(conn, "package.published", actor=actor, package=name.name, version=request.version,
                      tag=request.tag, auth=cred.kind.value, token_id=cred.token_id, second_factor=second_factor,
-                     integrity=request.digests.integrity)
+                     integrity=request.digests.integrity, origin=cred.origin or None)
 
 
 def _initial_access(request: PublishRequest) -> str:

@@ -168,6 +168,8 @@ audit_log = Table(
     Column("actor", String(255)),
     Column("package", String(214)),
     Column("detail", Text, nullable=False, default="{}"),
+    Index("ix_audit_log_package_id", "package", "id"),  # a package's history, newest first
+    Index("ix_audit_log_at", "at"),  # time filters and retention pruning
 )
 
 __all__ = ["metadata", "users", "recovery_codes", "otp_steps", "otp_failures", "password_failures", "tokens", "packages",

@@ -106,6 +106,8 @@ def test_a_replayed_jwt_is_refused_across_a_broker_restart(backends, broker_env,
 
 
 def test_serve_refuses_an_out_of_date_schema_and_db_upgrade_fixes_it(backends):
+    from broker.store import schema
+
     storage = backends.storage("postgres")
     env = {**os.environ, **storage}
     refused = subprocess.run([sys.executable, "-m", "broker.cli", "serve", "--port", str(free_port())], cwd=ROOT,
@@ -114,7 +116,8 @@ def test_serve_refuses_an_out_of_date_schema_and_db_upgrade_fixes_it(backends):
     assert "run `stagegate-broker db upgrade` first" in refused.stderr
     upgraded = subprocess.run([sys.executable, "-m", "broker.cli", "db", "upgrade"], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=60)
-    assert upgraded.returncode == 0 and f"empty → {schema.head('sqlite://')}" in upgraded.stdout, upgraded.stderr
+    assert upgraded.returncode == 0 and f"empty → {schema.head(storage['STAGEGATE_DATABASE_URL'])}" in upgraded.stdout, \
+        upgraded.stderr
     again = subprocess.run([sys.executable, "-m", "broker.cli", "db", "upgrade"], cwd=ROOT, env=env,
                            capture_output=True, text=True, timeout=60)
     assert "is current" in again.stdout
