@@ -15,8 +15,7 @@ import jwt
 import pytest
 
 from tests.support.packages import publish_document, unique_name
-
-GITHUB = {"repository": "acme/widget", "workflow_ref": {"file": "release.yml"}}
+from tests.support.trust import github_relationship
 
 
 def exchange(registry: str, package: str, token: str | None) -> httpx.Response:
@@ -37,7 +36,7 @@ def trusted(accounts, *configs: dict, name: str | None = None) -> tuple[object, 
 
 
 def relationship(permissions=("createPackage", "createStagedPackage"), **claims) -> dict:
-    return {"type": "github", "claims": {**GITHUB, **claims}, "permissions": list(permissions)}
+    return github_relationship(permissions=permissions, **claims)
 
 
 @pytest.fixture(scope="module")
