@@ -23,7 +23,7 @@ from ..store import accounts, audit
 from ..store import trust as trust_store
 from .context import Broker
 from .http import Req, json_response
-from .packages import package_name
+from .lookup import package_name
 
 
 class ExchangeRefused(RegistryError):

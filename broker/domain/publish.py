@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .names import InvalidName, PackageName, parse_package_name
 from .tarball import Digests, InvalidTarball, digests, integrity_matches, read_manifest
+from .validation import describe
 from .versions import InvalidVersion, is_valid_tag, parse_version
 
 
@@ -61,9 +62,7 @@ class PublishRequest:
 
 
 def _describe(error: ValidationError) -> str:
-    first = error.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "document"
-    return f"invalid publish document: {where}: {first['msg']}"
+    return describe(error, "publish document")
 
 
 def parse_publish_document(raw: Any, url_name: str, max_tarball_bytes: int) -> PublishRequest:
