@@ -29,7 +29,7 @@ access_log = logging.getLogger("stagegate.access")
 def routes(b: Broker) -> list[Route]:
     publish_body = b.settings.max_body_bytes
     return [
-        route("GET", r"/-/ping", users.ping, trust_ok=True),
+        route("GET", r"/-/ping", health.ping, trust_ok=True),
         route("GET", r"/-/healthz", health.healthz, trust_ok=True),
         route("POST", r"/-/npm/v1/oidc/token/exchange/package/{pkg}", oidc.exchange, trust_ok=True,
               anonymous_body=True),

@@ -12,7 +12,6 @@ import sys
 
 from pydantic import ValidationError
 
-from .errors import RegistryError
 from .settings import Settings
 
 
@@ -52,17 +51,16 @@ def _read_password() -> str:
 
 
 def user_add(args: argparse.Namespace) -> int:
-    from .api.users import check_new_account
+    from .domain.accounts import new_account_problem
     from .runtime import build_broker
     from .security.passwords import hash_password
     from .store import accounts, audit
 
     broker = build_broker(_settings())
     password = _read_password()
-    try:
-        check_new_account(args.name, args.email, password)
-    except RegistryError as exc:
-        sys.exit(f"stagegate-broker: {exc.error}")
+    problem = new_account_problem(args.name, args.email, password)
+    if problem is not None:
+        sys.exit(f"stagegate-broker: {problem}")
     with broker.db.write() as conn:
         user = accounts.create_user(conn, args.name, args.email, hash_password(password))
         if user is None:

@@ -18,7 +18,7 @@ from ..store import registry
 from .auth import enforce, require_account
 from .context import Broker
 from .http import Req, json_response
-from .packages import package_name
+from .lookup import package_name
 
 log = logging.getLogger("stagegate")
 

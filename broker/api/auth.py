@@ -180,7 +180,7 @@ def refuse_trust_token(b: Broker, req: Req) -> None:
     except RegistryError:
         return  # an invalid credential: the handler refuses it if it needs one
     if cred is not None and cred.kind is TokenKind.TRUST:
-        raise forbidden(TRUST_ONLY)
+        raise forbidden(TRUST_ONLY, code="trust.route-denied")
 
 
 def trust_token_for(cred: Credential | None, package: str) -> bool:
@@ -188,7 +188,7 @@ def trust_token_for(cred: Credential | None, package: str) -> bool:
     if cred is None or cred.kind is not TokenKind.TRUST:
         return False
     if cred.trust_package != package:
-        raise forbidden(f"{TRUST_ONLY}; this one was minted for {cred.trust_package}")
+        raise forbidden(f"{TRUST_ONLY}; this one was minted for {cred.trust_package}", code="trust.wrong-package")
     return True
 
 
@@ -203,7 +203,7 @@ def require_account(b: Broker, req: Req) -> tuple[Credential, User]:
     """A credential that belongs to a user account (trust tokens do not)."""
     cred = require_login(b, req)
     if cred.user_id is None:
-        raise forbidden(TRUST_ONLY)
+        raise forbidden(TRUST_ONLY, code="trust.route-denied")
     with b.db.read() as conn:
         user = accounts.user_by_id(conn, cred.user_id)
     if user is None:
@@ -220,7 +220,7 @@ def enforce(b: Broker, user: User, decision: Decision, otp: str | None) -> str |
     if isinstance(decision, Allowed):
         return None
     if isinstance(decision, Refused):
-        raise forbidden(decision.reason)
+        raise forbidden(decision.reason, code=decision.code)
     assert isinstance(decision, OtpRequired)
     if not otp:
         raise otp_required()

@@ -11,12 +11,14 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import anyio
+from pydantic import BaseModel, ValidationError
 from starlette.types import Receive
 
-from ..errors import RegistryError
+from ..domain.validation import describe
+from ..errors import RegistryError, bad_request
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -137,3 +139,14 @@ async def _next_message(receive: Receive, wait: float, limits: BodyLimits) -> di
     if scope.cancelled_caught:
         raise body_timeout(limits.idle_seconds)
     return message
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def body_as(model: type[M], raw: Any, what: str) -> M:
+    """`raw` (parsed JSON) as `model`; 400 "invalid <what>: <field>: <problem>" otherwise."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise bad_request(describe(exc, what)) from None

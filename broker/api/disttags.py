@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import json
+from pydantic import RootModel, ValidationError
+from starlette.responses import Response
 
 from ..domain.credentials import Action
 from ..domain.versions import is_valid_tag
@@ -10,10 +11,14 @@ from ..errors import bad_request, not_found
 from ..store import audit, registry
 from .context import Broker
 from .http import Req, json_response
-from .packages import package_name, readable_package, writable_package
+from .lookup import package_name, readable_package, writable_package
 
 
-def list_tags(b: Broker, req: Req):
+class TagTarget(RootModel[str]):
+    """The body of `npm dist-tag add`: the version, as a JSON string."""
+
+
+def list_tags(b: Broker, req: Req) -> Response:
     name = package_name(req)
     readable_package(b, req, name)
     with b.db.read() as conn:
@@ -27,15 +32,13 @@ def _tag(req: Req) -> str:
     return tag
 
 
-def set_tag(b: Broker, req: Req):
+def set_tag(b: Broker, req: Req) -> Response:
     name = package_name(req)
     tag = _tag(req)
     try:
-        version = json.loads(req.body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        version = None
-    if not isinstance(version, str):
-        raise bad_request('the body must be the version as a JSON string, like "1.2.3"')
+        version = TagTarget.model_validate_json(req.body).root
+    except ValidationError:
+        raise bad_request('the body must be the version as a JSON string, like "1.2.3"') from None
     cred, user, _ = writable_package(b, req, name, Action.PACKAGE_WRITE)
     with b.db.write() as conn:
         row = registry.version_row(conn, name.name, version)
@@ -48,7 +51,7 @@ def set_tag(b: Broker, req: Req):
     return json_response({"ok": True})
 
 
-def remove_tag(b: Broker, req: Req):
+def remove_tag(b: Broker, req: Req) -> Response:
     name = package_name(req)
     tag = _tag(req)
     if tag == "latest":

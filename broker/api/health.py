@@ -1,10 +1,11 @@
-"""/-/healthz: whether this instance can reach its database and blob store (/-/ping stays cheap)."""
+"""/-/ping (cheap: the process answers) and /-/healthz (this instance reaches its database and blob store)."""
 
 from __future__ import annotations
 
 import logging
 
 from sqlalchemy import text
+from starlette.responses import Response
 
 from .context import Broker
 from .http import Req, json_response
@@ -12,7 +13,11 @@ from .http import Req, json_response
 log = logging.getLogger("stagegate")
 
 
-def healthz(b: Broker, req: Req):
+def ping(b: Broker, req: Req) -> Response:
+    return json_response({})
+
+
+def healthz(b: Broker, req: Req) -> Response:
     checks = {}
     try:
         with b.db.read() as conn:

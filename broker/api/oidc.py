@@ -30,7 +30,7 @@ from ..store import trust as trust_store
 from ..store.trust import PackageTrust
 from .context import Broker
 from .http import Req, json_response
-from .packages import package_name
+from .lookup import package_name
 
 log = logging.getLogger("stagegate")
 

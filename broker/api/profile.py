@@ -2,19 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
 
 from ..domain.packument import iso
-from ..domain.credentials import Action, TfaMode, TokenKind, second_factor
+from ..domain.credentials import Action, Credential, TfaMode, TokenKind, second_factor
 from ..errors import bad_request, forbidden, unauthorized
 from ..security import totp
 from ..store import accounts, audit
 from ..store.accounts import User
 from .auth import check_otp, enforce, password_matches, recovery_digest, require_account
+from .bodies import body_as
 from .context import Broker
 from .http import Req, json_response
 
 ISSUER = "stagegate"
+
+
+class TfaSetting(BaseModel):
+    """`npm profile enable-2fa|disable-2fa`: the mode wanted, with the account's password."""
+
+    model_config = ConfigDict(extra="ignore")
+    mode: Literal["auth-only", "auth-and-writes", "disable"]
+    password: str
+
+
+class ProfileChange(BaseModel):
+    """Only two-factor settings change here: a setting, or the one OTP that confirms a new secret."""
+
+    model_config = ConfigDict(extra="forbid")
+    tfa: TfaSetting | list[str] = Field(union_mode="left_to_right")
 
 
 def _profile(user: User) -> dict[str, Any]:
@@ -23,53 +42,47 @@ def _profile(user: User) -> dict[str, Any]:
             "created": iso(user.created_at), "updated": iso(user.updated_at)}
 
 
-def get_profile(b: Broker, req: Req):
+def get_profile(b: Broker, req: Req) -> Response:
     _, user = require_account(b, req)
     return json_response(_profile(user))
 
 
-def _session_only(cred) -> None:
+def _session_only(cred: Credential) -> None:
     if cred.kind is not TokenKind.SESSION:
         raise forbidden("access tokens cannot change the profile or two-factor settings: "
                         "log in with `npm login` and try again")
 
 
-def set_profile(b: Broker, req: Req):
+def set_profile(b: Broker, req: Req) -> Response:
     cred, user = require_account(b, req)
     _session_only(cred)
     body = req.json_object()
     if set(body) != {"tfa"}:
         raise bad_request("only two-factor authentication settings can be changed on this registry")
-    tfa = body["tfa"]
+    tfa = body_as(ProfileChange, body, "profile change").tfa
     if isinstance(tfa, list):
         return _confirm_tfa(b, user, tfa)
-    if not isinstance(tfa, dict) or not isinstance(tfa.get("password"), str) or not isinstance(tfa.get("mode"), str):
-        raise bad_request('tfa must be {"mode": "auth-only"|"auth-and-writes"|"disable", "password": "…"} '
-                          'or ["<otp>"]')
-    if not password_matches(b, req, user, tfa["password"]):
+    if not password_matches(b, req, user, tfa.password):
         raise unauthorized("incorrect password", "Basic", code="auth.bad-credentials")
-    if tfa["mode"] == "disable":
+    if tfa.mode == "disable":
         return _disable_tfa(b, user, req)
-    try:
-        mode = TfaMode(tfa["mode"])
-    except ValueError:
-        raise bad_request('tfa.mode must be "auth-only", "auth-and-writes" or "disable"') from None
+    mode = TfaMode(tfa.mode)
     if user.tfa_mode and not user.tfa_pending:
         return _change_mode(b, user, mode, req)
     return _start_tfa(b, user, mode)
 
 
-def _start_tfa(b: Broker, user: User, mode: TfaMode):
+def _start_tfa(b: Broker, user: User, mode: TfaMode) -> Response:
     secret = totp.new_secret()
     with b.db.write() as conn:
         accounts.set_tfa(conn, user.id, mode, pending=True, sealed_secret=b.box.seal(secret))
     return json_response({"tfa": totp.otpauth_url(secret, user.name, ISSUER)})
 
 
-def _confirm_tfa(b: Broker, user: User, codes: list) -> Any:
+def _confirm_tfa(b: Broker, user: User, codes: list[str]) -> Response:
     if not (user.tfa_mode and user.tfa_pending and user.tfa_secret):
         raise bad_request("two-factor authentication is not being set up: run `npm profile enable-2fa` first")
-    if len(codes) != 1 or not isinstance(codes[0], str):
+    if len(codes) != 1:
         raise bad_request('confirm two-factor authentication with {"tfa": ["<otp>"]}')
     check_otp(b, user, codes[0], secret=b.box.open(user.tfa_secret))
     recovery = totp.new_recovery_codes()
@@ -80,7 +93,7 @@ def _confirm_tfa(b: Broker, user: User, codes: list) -> Any:
     return json_response({"tfa": recovery})
 
 
-def _change_mode(b: Broker, user: User, mode: TfaMode, req: Req):
+def _change_mode(b: Broker, user: User, mode: TfaMode, req: Req) -> Response:
     enforce(b, user, second_factor(None, user.tfa_mode, Action.ACCOUNT), req.otp)
     with b.db.write() as conn:
         accounts.set_tfa(conn, user.id, mode, pending=False, sealed_secret=user.tfa_secret)
@@ -88,7 +101,7 @@ def _change_mode(b: Broker, user: User, mode: TfaMode, req: Req):
     return json_response({"tfa": {"mode": mode.value, "pending": False}})
 
 
-def _disable_tfa(b: Broker, user: User, req: Req):
+def _disable_tfa(b: Broker, user: User, req: Req) -> Response:
     if user.tfa_mode and not user.tfa_pending:
         enforce(b, user, second_factor(None, user.tfa_mode, Action.ACCOUNT), req.otp)
     with b.db.write() as conn:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
+from sqlalchemy import Connection
 from starlette.responses import Response
 
 from ..domain.credentials import Action, Credential, Refused, TokenKind, second_factor
@@ -14,6 +15,7 @@ from ..domain.publish import PublishRequest
 from ..domain.staging import (StageItem, actor_type, may_stage, page_of, parse_stage_id,
                               valid_idempotency_key)
 from ..errors import RegistryError, bad_request, conflict, forbidden, not_found
+from ..services.versions import check_version_free, commit_version, delete_unused_blobs
 from ..store import audit, registry
 from ..store import staging as stage_store
 from ..store.accounts import User
@@ -21,7 +23,8 @@ from ..store.staging import StageRow, Visible
 from .auth import enforce, require_account, require_login
 from .context import Broker
 from .http import Req, json_response
-from .packages import check_version_free, delete_unused_blobs, keep_blob, package_name, parse_document
+from .lookup import package_name
+from .packages import parse_document
 
 
 def _item(row: StageRow) -> dict:
@@ -36,7 +39,7 @@ def _item(row: StageRow) -> dict:
 
 # --- stage publish ----------------------------------------------------------------------------
 
-def stage_publish(b: Broker, req: Req):
+def stage_publish(b: Broker, req: Req) -> Response:
     name = package_name(req)
     cred = require_login(b, req)
     key = req.headers.get("idempotency-key")
@@ -44,7 +47,7 @@ def stage_publish(b: Broker, req: Req):
         raise bad_request("Idempotency-Key must be 1 to 255 printable ASCII characters")
     decision = may_stage(cred, name.name)
     if isinstance(decision, Refused):
-        raise forbidden(decision.reason)
+        raise forbidden(decision.reason, code=decision.code)
     actor = _stager(b, cred, name)
     request = parse_document(b, name, req.take_json())
     with b.db.read() as conn:
@@ -60,7 +63,7 @@ def _stager(b: Broker, cred: Credential, name: PackageName) -> str:
     with b.db.read() as conn:
         if registry.package(conn, name.name) is None:
             raise not_found(f"package {name} not found: staging needs an existing package, "
-                            "publish its first version with `npm publish`")
+                            "publish its first version with `npm publish`", code="package.not-found")
         if cred.kind is TokenKind.TRUST:
             return cred.origin.get("repository") or cred.username or "trust"
         if cred.user_id is None or not registry.is_owner(conn, name.name, cred.user_id):
@@ -79,24 +82,23 @@ def _replayed(conn, name: PackageName, key: str, request: PublishRequest) -> str
 
 
 def _commit_stage(b: Broker, request: PublishRequest, cred: Credential, actor: str, key: str | None) -> str:
-    blob = b.blobs.put(request.tarball)  # durable before any row refers to it
     stage = StageRow(id=str(uuid.uuid4()), package=request.package.name, version=request.version, tag=request.tag,
                      readme=request.readme, integrity=request.digests.integrity, shasum=request.digests.shasum,
                      size=request.digests.size, actor=actor, actor_type=actor_type(cred), origin=cred.origin,
                      idempotency_key=key, created_at=time.time())
-    with b.db.write() as conn:
-        if not registry.claim_version(conn, stage.package, stage.version, "staged", request.manifest, blob):
-            if key is not None and (earlier := _replayed(conn, request.package, key, request)) is not None:
-                return earlier
-            check_version_free(conn, request, staging_it=True)
-            raise conflict(f"version {stage.version} of {stage.package} was just taken; stage a new version")
+
+    def replay(conn: Connection) -> str | None:
+        return _replayed(conn, request.package, key, request) if key is not None else None
+
+    def record(conn: Connection) -> str:
         if not stage_store.insert_stage(conn, stage):
             raise conflict(f"Idempotency-Key {key!r} was just used for another stage of {stage.package}")
-        keep_blob(b, conn, blob, request.tarball)
         audit.record(conn, "stage.created", actor=actor, package=stage.package, version=stage.version,
                      tag=stage.tag, stage_id=stage.id, auth=cred.kind.value, token_id=cred.token_id,
                      integrity=stage.integrity, origin=cred.origin)
-    return stage.id
+        return stage.id
+
+    return commit_version(b, request, cred, "staged", record, replay=replay)
 
 
 # --- list, view, download -----------------------------------------------------------------------
@@ -111,11 +113,11 @@ def _visible_stage(b: Broker, req: Req, cred: Credential, user: User) -> StageRo
             cred.may_write(stage.package)
     if not visible:
         raise not_found(f"no staged package with id {stage_id} that you can see "
-                        "(it may have been approved or rejected already)")
+                        "(it may have been approved or rejected already)", code="stage.not-found")
     return stage
 
 
-def list_stages(b: Broker, req: Req):
+def list_stages(b: Broker, req: Req) -> Response:
     cred, user = require_account(b, req)
     page = page_of(req.query.get("page"), req.query.get("perPage"))
     if cred.read_only:
@@ -126,19 +128,20 @@ def list_stages(b: Broker, req: Req):
     return json_response({"items": [_item(r) for r in rows], "total": total})
 
 
-def view_stage(b: Broker, req: Req):
+def view_stage(b: Broker, req: Req) -> Response:
     cred, user = require_account(b, req)
     return json_response(_item(_visible_stage(b, req, cred, user)))
 
 
-def download_stage(b: Broker, req: Req):
+def download_stage(b: Broker, req: Req) -> Response:
     cred, user = require_account(b, req)
     stage = _visible_stage(b, req, cred, user)
     with b.db.read() as conn:
         row = registry.version_row(conn, stage.package, stage.version)
     data = b.blobs.get(row.blob) if row and row.blob else None
     if data is None:
-        raise not_found(f"the tarball of stage {stage.id} is gone (approved or rejected meanwhile)")
+        raise not_found(f"the tarball of stage {stage.id} is gone (approved or rejected meanwhile)",
+                        code="stage.not-found")
     return Response(data, media_type="application/octet-stream")
 
 
@@ -151,7 +154,7 @@ def _review(b: Broker, req: Req) -> tuple[Credential, User, StageRow, str | None
     return cred, user, stage, how
 
 
-def approve(b: Broker, req: Req):
+def approve(b: Broker, req: Req) -> Response:
     cred, user, stage, how = _review(b, req)
     with b.db.write() as conn:
         if not stage_store.publish_staged(conn, stage):
@@ -165,12 +168,14 @@ def approve(b: Broker, req: Req):
                           "tag": stage.tag})
 
 
-def reject(b: Broker, req: Req):
+def reject(b: Broker, req: Req) -> Response:
     cred, user, stage, how = _review(b, req)
     with b.db.write() as conn:
-        blob = stage_store.discard_staged(conn, stage)
+        discarded = stage_store.discard_staged(conn, stage)
+        if discarded is None:
+            raise RegistryError(409, f"stage {stage.id} was approved or rejected meanwhile")
         audit.record(conn, "stage.rejected", actor=user.name, package=stage.package, version=stage.version,
                      stage_id=stage.id, auth=cred.kind.value, token_id=cred.token_id, second_factor=how,
                      staged_by=stage.actor)
-    delete_unused_blobs(b, [blob] if blob else [])
+    delete_unused_blobs(b, [discarded.blob] if discarded.blob else [])
     return json_response({"ok": True})

@@ -7,7 +7,8 @@ import time
 from typing import Literal
 from urllib.parse import urlencode
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from starlette.responses import Response
 
 from ..domain.credentials import Action, TokenKind, second_factor
 from ..domain.names import InvalidName, parse_package_name
@@ -16,6 +17,7 @@ from ..security.tokens import new_token, token_digest, token_display_prefix
 from ..store import accounts, audit
 from ..store.accounts import TokenRow
 from .auth import enforce, password_matches, require_account
+from .bodies import body_as
 from .context import Broker
 from .http import Req, json_response
 from ..domain.packument import iso
@@ -61,7 +63,7 @@ def _describe(row: TokenRow, with_value: str | None = None) -> dict:
     return body
 
 
-def list_tokens(b: Broker, req: Req):
+def list_tokens(b: Broker, req: Req) -> Response:
     _, user = require_account(b, req)
     try:
         page = max(0, int(req.query.get("page", "0")))
@@ -75,15 +77,11 @@ def list_tokens(b: Broker, req: Req):
     return json_response({"objects": [_describe(r) for r in rows], "total": total, "urls": urls})
 
 
-def create_token(b: Broker, req: Req):
+def create_token(b: Broker, req: Req) -> Response:
     cred, user = require_account(b, req)
     if cred.kind is not TokenKind.SESSION:
         raise forbidden("tokens can only be created from a logged-in session: run `npm login` first")
-    try:
-        body = TokenCreate.model_validate(req.json_object())
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise bad_request(f"invalid token request: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    body = body_as(TokenCreate, req.json_object(), "token request")
     if not password_matches(b, req, user, body.password):
         raise unauthorized("incorrect password", "Basic", code="auth.bad-credentials")
     for name in body.packages:
@@ -113,7 +111,7 @@ def create_token(b: Broker, req: Req):
     return json_response(_describe(row, token), headers=headers)
 
 
-def revoke_token(b: Broker, req: Req):
+def revoke_token(b: Broker, req: Req) -> Response:
     """DELETE by the token's key (id) or by the token value itself, as the CLI may send either."""
     cred, user = require_account(b, req)
     if cred.kind is not TokenKind.SESSION:

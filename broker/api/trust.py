@@ -14,7 +14,7 @@ from ..store import trust as trust_store
 from .auth import require_account
 from .context import Broker
 from .http import Req, json_response
-from .packages import package_name, writable_package
+from .lookup import package_name, writable_package
 
 MAX_PER_REQUEST = 10
 

@@ -1,24 +1,22 @@
-"""Accounts over the couch-style user routes: ping, adduser/login, whoami, logout."""
+"""Accounts over the couch-style user routes: adduser/login, whoami, logout."""
 
 from __future__ import annotations
 
-import re
 import time
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
+from starlette.responses import Response
 
+from ..domain.accounts import new_account_problem
 from ..domain.credentials import OtpRequired, TokenKind
 from ..errors import bad_request, conflict, forbidden, not_found, unauthorized
 from ..security.tokens import new_token, token_digest, token_display_prefix
 from ..store import accounts, audit
 from ..store.accounts import User
 from .auth import checked_password, enforce, new_password_hash, require_account, require_login, with_request_otp
+from .bodies import body_as
 from .context import Broker
 from .http import Req, json_response
-
-_USERNAME = re.compile(r"^[a-z0-9][a-z0-9._~-]{0,213}$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-MIN_PASSWORD = 8
 
 
 class CouchUser(BaseModel):
@@ -28,20 +26,7 @@ class CouchUser(BaseModel):
     email: str | None = None
 
 
-def check_new_account(name: str, email: str, password: str) -> None:
-    if not _USERNAME.match(name):
-        raise bad_request("a username is lowercase letters, digits and . _ ~ -, starting with a letter or digit")
-    if len(email) > 320 or not _EMAIL.match(email):
-        raise bad_request(f"{email!r} is not an email address")
-    if len(password) < MIN_PASSWORD:
-        raise bad_request(f"a password needs at least {MIN_PASSWORD} characters")
-
-
-def ping(b: Broker, req: Req):
-    return json_response({})
-
-
-def whoami(b: Broker, req: Req):
+def whoami(b: Broker, req: Req) -> Response:
     _, user = require_account(b, req)
     return json_response({"username": user.name})
 
@@ -56,12 +41,9 @@ def session_token(b: Broker, user: User, how: str) -> str:
     return token
 
 
-def couch_put(b: Broker, req: Req):
+def couch_put(b: Broker, req: Req) -> Response:
     """`npm adduser` and `npm login`: create the account (open signup) or log into it."""
-    try:
-        body = CouchUser.model_validate(req.json_object())
-    except ValidationError as exc:
-        raise bad_request(f"invalid user document: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
+    body = body_as(CouchUser, req.json_object(), "user document")
     if body.name != req.params["name"]:
         raise bad_request("the user document's name does not match the URL")
     with b.db.read() as conn:
@@ -89,7 +71,9 @@ def _sign_up(b: Broker, body: CouchUser) -> User:
     if not b.settings.open_signup:
         raise forbidden("creating accounts is disabled on this registry: ask an administrator to run "
                         f"`stagegate-broker user add {body.name} --email {body.email}`")
-    check_new_account(body.name, body.email, body.password)
+    problem = new_account_problem(body.name, body.email, body.password)
+    if problem is not None:
+        raise bad_request(problem)
     password_hash = new_password_hash(body.password)
     with b.db.write() as conn:
         user = accounts.create_user(conn, body.name, body.email, password_hash)
@@ -98,7 +82,7 @@ def _sign_up(b: Broker, body: CouchUser) -> User:
     return user
 
 
-def couch_get(b: Broker, req: Req):
+def couch_get(b: Broker, req: Req) -> Response:
     require_login(b, req)
     with b.db.read() as conn:
         user = accounts.user_by_name(conn, req.params["name"])
@@ -107,7 +91,7 @@ def couch_get(b: Broker, req: Req):
     return json_response({"_id": f"org.couchdb.user:{user.name}", "name": user.name, "email": user.email})
 
 
-def logout(b: Broker, req: Req):
+def logout(b: Broker, req: Req) -> Response:
     """`npm logout`: revoke the session token it names, which must be the caller's own."""
     cred, user = require_account(b, req)
     with b.db.write() as conn:

@@ -31,7 +31,8 @@ class MfaPolicy(str, Enum):
 
 class Action(str, Enum):
     PUBLISH = "publish"  # a new version: the package's publishing access applies
-    PACKAGE_WRITE = "package-write"  # dist-tags, owners, deprecate, unpublish, access, trust
+    PACKAGE_WRITE = "package-write"  # dist-tags, deprecate, unpublish
+    PACKAGE_ADMIN = "package-admin"  # access, owners, publishing access (mfa policy): a human with 2FA only
     ACCOUNT = "account"  # tokens, 2FA, profile
     STAGE = "stage"  # stage publish: never asks for 2FA
     STAGE_REVIEW = "stage-review"  # approve/reject: always needs 2FA
@@ -92,13 +93,18 @@ class OtpRequired:
 @dataclass(frozen=True)
 class Refused:
     reason: str
+    code: str | None = None  # the error code the refusal carries, when it has a more precise one
 
 
 Decision = Allowed | OtpRequired | Refused
 
 # Actions that always need proof of presence: 2FA enabled and an OTP, whatever the token.
 _PRESENCE = {Action.STAGE_REVIEW: "approving or rejecting a staged package",
-             Action.TRUST_CHANGE: "changing a package's trust relationships"}
+             Action.TRUST_CHANGE: "changing a package's trust relationships",
+             Action.PACKAGE_ADMIN: "changing a package's access, owners or publishing access"}
+# Of those, the ones that change who may publish or read: never with a token made for automation
+# (granular, trust), only from a logged-in session of a person, with an OTP.
+_SESSION_ONLY = {Action.TRUST_CHANGE, Action.PACKAGE_ADMIN}
 
 
 def second_factor(cred: Credential | None, tfa: TfaMode | None, action: Action,
@@ -107,6 +113,9 @@ def second_factor(cred: Credential | None, tfa: TfaMode | None, action: Action,
     if action is Action.STAGE:
         return Allowed()
     if action in _PRESENCE:
+        if action in _SESSION_ONLY and cred is not None and cred.kind is not TokenKind.SESSION:
+            return Refused(f"{_PRESENCE[action]} is not possible with an access token: log in with "
+                           "`npm login` and give a one-time password")
         if tfa is None:
             return Refused(f"{_PRESENCE[action]} needs two-factor authentication on your account: "
                            "run `npm profile enable-2fa auth-and-writes` first")

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .manifest import disagreement, registry_fields
 from .names import InvalidName, PackageName, parse_package_name
 from .tarball import Digests, InvalidTarball, PackageContents, digests, integrity_matches, read_package
+from .validation import describe
 from .versions import InvalidVersion, is_valid_tag, parse_version
 
 
@@ -70,9 +71,7 @@ class PublishRequest:
 
 
 def _describe(error: ValidationError) -> str:
-    first = error.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "document"
-    return f"invalid publish document: {where}: {first['msg']}"
+    return describe(error, "publish document")
 
 
 def parse_publish_document(raw: Any, url_name: str, max_tarball_bytes: int) -> PublishRequest:

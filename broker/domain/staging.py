@@ -21,11 +21,11 @@ def may_stage(cred: Credential, package: str) -> Decision:
     if cred.kind is TokenKind.TRUST:
         if cred.trust_package != package:
             return Refused(f"a trust-issued token may only publish or stage-publish its package; "
-                           f"this one was minted for {cred.trust_package}")
+                           f"this one was minted for {cred.trust_package}", code="trust.wrong-package")
         if CREATE_STAGED_PACKAGE not in cred.trust_permissions:
             return Refused(f"OIDC permission denied for this action: the trust relationship of {package} does "
                            "not allow npm stage publish (createStagedPackage): an owner can add a relationship "
-                           "with --allow-stage-publish")
+                           "with --allow-stage-publish", code="trust.permission-denied")
         return Allowed()
     if not cred.may_write(package):
         return Refused(f"this token cannot stage {package}: its packages, scopes or read-only permission exclude it")

@@ -97,22 +97,34 @@ def list_stages(conn: Connection, visible: Visible, offset: int, limit: int) -> 
 def publish_staged(conn: Connection, stage: StageRow) -> bool:
     """Turn the staged version into a published one and drop the stage, in the caller's transaction.
 
-    False when another approval or a rejection got there first.
+    False when another approval or a rejection got there first: the stage row, read by id, decides,
+    so a newer stage of the same version number is never published in its place.
     """
-    flipped = conn.execute(update(versions).where(
-        versions.c.package == stage.package, versions.c.version == stage.version, versions.c.state == "staged")
-        .values(state="published", created_at=time.time())).rowcount
-    if flipped != 1:
+    if conn.execute(delete(stages).where(stages.c.id == stage.id)).rowcount != 1:
         return False
-    return conn.execute(delete(stages).where(stages.c.id == stage.id)).rowcount == 1
+    return conn.execute(update(versions).where(
+        versions.c.package == stage.package, versions.c.version == stage.version, versions.c.state == "staged")
+        .values(state="published", created_at=time.time())).rowcount == 1
 
 
-def discard_staged(conn: Connection, stage: StageRow) -> str | None:
-    """Delete the stage and free its version number; the blob key to delete once committed."""
+@dataclass(frozen=True)
+class Discarded:
+    blob: str | None  # the blob key to delete once committed, if nothing else refers to it
+
+
+def discard_staged(conn: Connection, stage: StageRow) -> Discarded | None:
+    """Delete the stage and free its version number, in the caller's transaction.
+
+    None when the stage is gone already (approved or rejected meanwhile). Only the stage row read
+    (by id) is deleted, and the version row only while it still belongs to that stage: a rejection
+    racing a re-stage of the same version never deletes the newer stage.
+    """
+    if conn.execute(delete(stages).where(stages.c.id == stage.id)).rowcount != 1:
+        return None
+    # The stage row existed until now, so the staged version row is its own (one stage per version).
     blob = conn.execute(select(versions.c.blob).where(
         versions.c.package == stage.package, versions.c.version == stage.version,
         versions.c.state == "staged")).scalar_one_or_none()
-    conn.execute(delete(stages).where(stages.c.id == stage.id))
     conn.execute(delete(versions).where(versions.c.package == stage.package, versions.c.version == stage.version,
                                         versions.c.state == "staged"))
-    return blob
+    return Discarded(blob)

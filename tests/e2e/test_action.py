@@ -14,8 +14,8 @@ from tests.support.action import run_action
 from tests.support.flaky import FlakyProxy
 from tests.support.npm import base_env, npm_command
 from tests.support.packages import make_package, publish_document, unique_name
+from tests.support.trust import github_relationship
 
-TRUST = {"type": "github", "claims": {"repository": "acme/widget", "workflow_ref": {"file": "release.yml"}}}
 
 
 def maintained(accounts, tmp_path, permissions=("createStagedPackage",), version="1.1.0", **fields):
@@ -25,7 +25,7 @@ def maintained(accounts, tmp_path, permissions=("createStagedPackage",), version
     assert account.http("PUT", name, json=publish_document(name, "1.0.0")).status_code == 200
     account.enable_2fa()
     created = account.http("POST", f"-/package/{name}/trust", otp=True,
-                           json=[{**TRUST, "permissions": list(permissions)}])
+                           json=[github_relationship(permissions=permissions)])
     assert created.status_code == 201, created.text
     workspace = tmp_path / "workspace"
     source = make_package(workspace, name, version, **fields)

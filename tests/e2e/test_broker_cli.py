@@ -11,10 +11,9 @@ import time
 
 import httpx
 
-from broker.store import schema
-
 from tests.support.broker import ROOT, free_port
 from tests.support.npm import Npm
+from tests.support.trust import github_relationship
 
 
 def test_the_readme_serve_command_starts_a_broker_that_npm_ping_answers(tmp_path, npm_cache):
@@ -89,9 +88,7 @@ def test_a_replayed_jwt_is_refused_across_a_broker_restart(backends, broker_env,
     authenticator = Authenticator.from_otpauth(started.json()["tfa"])
     httpx.post(broker.url + "-/npm/v1/user", headers=auth, json={"tfa": [authenticator.code()]})
     created = httpx.post(broker.url + "-/package/pkg/trust", headers={**auth, "npm-otp": authenticator.code()},
-                         json=[{"type": "github", "claims": {"repository": "acme/widget",
-                                                              "workflow_ref": {"file": "release.yml"}},
-                                "permissions": ["createStagedPackage"]}])
+                         json=[github_relationship()])
     assert created.status_code == 201, created.text
     jwt = issuer.token()
     url = "-/npm/v1/oidc/token/exchange/package/pkg"

@@ -21,6 +21,7 @@ from tests.support.accounts import Accounts
 from tests.support.action import parse_outputs
 from tests.support.broker import free_port
 from tests.support.packages import make_package, publish_document, unique_name
+from tests.support.trust import github_relationship
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -98,9 +99,7 @@ def test_the_container_stages_the_mounted_workspace(image, accounts, issuer, bro
     name = unique_name()
     assert account.http("PUT", name, json=publish_document(name, "1.0.0")).status_code == 200
     account.enable_2fa()
-    assert account.http("POST", f"-/package/{name}/trust", otp=True, json=[{
-        "type": "github", "claims": {"repository": "acme/widget", "workflow_ref": {"file": "release.yml"}},
-        "permissions": ["createStagedPackage"]}]).status_code == 201
+    assert account.http("POST", f"-/package/{name}/trust", otp=True, json=[github_relationship()]).status_code == 201
     workspace = tmp_path / "workspace"
     make_package(workspace, name, "1.1.0").rename(workspace / "pkg")
     runner = tmp_path / "runner"

@@ -10,9 +10,9 @@ import pytest
 
 from tests.support.accounts import Accounts
 from tests.support.packages import publish_document, tarball, unique_name
+from tests.support.trust import github_relationship
 
-TRUST = [{"type": "github", "claims": {"repository": "acme/widget", "workflow_ref": {"file": "release.yml"}},
-          "permissions": ["createStagedPackage"]}]
+TRUST = [github_relationship()]
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ import pytest
 import sqlalchemy
 
 from tests.support.packages import publish_document, unique_name
+from tests.support.trust import github_relationship
 
 GITHUB = {"repository": "acme/widget", "workflow_ref": {"file": "release.yml"}}
 NOT_FOUND = {"code": "package.not-found", "error": "OIDC token exchange error - package not found",
@@ -48,7 +49,7 @@ def trusted(accounts, *configs: dict, name: str | None = None, access: str | Non
 
 
 def relationship(permissions=("createPackage", "createStagedPackage"), **claims) -> dict:
-    return {"type": "github", "claims": {**GITHUB, **claims}, "permissions": list(permissions)}
+    return github_relationship(permissions=permissions, **claims)
 
 
 @pytest.fixture(scope="module")

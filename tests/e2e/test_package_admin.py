@@ -60,14 +60,23 @@ def test_dist_tag_of_another_owners_package_is_forbidden(accounts, tmp_path):
 def test_owner_add_and_rm(accounts, tmp_path):
     owner, friend = accounts.create(), accounts.create()
     name = published(owner, tmp_path, "1.0.0")
-    added = owner.npm("owner", "add", friend.name, name)
+    owner.enable_2fa()
+    added = owner.npm("owner", "add", friend.name, name, f"--otp={owner.otp()}")
     assert added.returncode == 0, added
     assert f"+ {friend.name} ({name})" in added.stdout
     assert friend.name in owner.npm("owner", "ls", name).stdout
     directory = make_package(tmp_path, name, "2.0.0")
     assert friend.npm("publish", cwd=directory).returncode == 0
-    removed = owner.npm("owner", "rm", friend.name, name)
+    removed = owner.npm("owner", "rm", friend.name, name, f"--otp={owner.otp()}")
     assert removed.returncode == 0, removed
+    assert friend.name not in owner.npm("owner", "ls", name).stdout
+
+
+def test_owner_add_needs_2fa_on_the_account(accounts, tmp_path):
+    owner, friend = accounts.create(), accounts.create()
+    name = published(owner, tmp_path, "1.0.0")
+    refused = owner.npm("owner", "add", friend.name, name)
+    assert refused.returncode != 0 and "403 Forbidden" in refused.output, refused
     assert friend.name not in owner.npm("owner", "ls", name).stdout
 
 
@@ -133,10 +142,12 @@ def test_access_mfa_automation_lets_bypass_tokens_publish(accounts, tmp_path):
 
 
 def test_access_mfa_publish_refuses_a_session_without_2fa(accounts, tmp_path):
-    account = accounts.create()
+    account, friend = accounts.create(), accounts.create()
     name = published(account, tmp_path, "1.0.0")
-    assert account.npm("access", "set", "mfa=publish", name).returncode == 0
-    result = account.npm("publish", cwd=make_package(tmp_path, name, "1.1.0"))
+    account.enable_2fa()
+    assert account.npm("access", "set", "mfa=publish", name, f"--otp={account.otp()}").returncode == 0
+    assert account.npm("owner", "add", friend.name, name, f"--otp={account.otp()}").returncode == 0
+    result = friend.npm("publish", cwd=make_package(tmp_path, name, "1.1.0"))
     assert result.returncode != 0
     assert "requires two-factor authentication" in result.output
 
@@ -152,9 +163,10 @@ def test_access_mfa_none_lifts_the_policy(accounts, tmp_path):
     account = accounts.create()
     name = published(account, tmp_path, "1.0.0")
     bypass = bypass_token(account)
-    assert account.npm("access", "set", "mfa=publish", name).returncode == 0
+    account.enable_2fa()
+    assert account.npm("access", "set", "mfa=publish", name, f"--otp={account.otp()}").returncode == 0
     assert account.http("GET", f"-/package/{name}/access").json()["mfa"] == "publish"
-    assert account.npm("access", "set", "mfa=none", name).returncode == 0
+    assert account.npm("access", "set", "mfa=none", name, f"--otp={account.otp()}").returncode == 0
     account.use_token(bypass)
     result = account.npm("publish", cwd=make_package(tmp_path, name, "1.1.0"))
     assert result.returncode == 0, result

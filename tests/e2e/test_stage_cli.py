@@ -75,12 +75,14 @@ def test_stage_with_a_granular_token_without_bypass_needs_no_otp(accounts, tmp_p
     assert f"staged by: {account.name} (token)" in account.npm("stage", "view", stage_id).stdout
 
 
-def test_stage_with_a_bypass_token(accounts, tmp_path):
+def test_a_bypass_token_stages_without_publishing(accounts, tmp_path):
     account, name, directory = owned(accounts, tmp_path, with_2fa=False)
     token = account.http("POST", "-/npm/v1/tokens", json={
         "password": PASSWORD, "bypass_2fa": True, "packages_and_scopes_permission": "read-write"}).json()["token"]
     account.use_token(token)
-    stage(account.npm, directory)
+    stage_id = stage(account.npm, directory)
+    assert f"staged by: {account.name} (token)" in account.npm("stage", "view", stage_id).stdout
+    assert httpx.get(account.registry + name).json()["dist-tags"]["latest"] == "1.0.0", "staged is not public"
 
 
 def test_stage_via_oidc_from_a_github_job_shows_where_it_was_built(accounts, issuer, tmp_path):

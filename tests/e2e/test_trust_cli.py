@@ -8,6 +8,7 @@ import re
 import httpx
 
 from tests.support.packages import make_package, set_version, unique_name
+from tests.support.trust import github_relationship
 
 
 def owned_package(accounts, tmp_path, with_2fa: bool = True):
@@ -42,10 +43,8 @@ def test_trust_github_then_publish_from_a_github_job_with_no_other_credential(ac
 
 def test_trust_list_shows_the_relationships_and_revoke_removes_one(accounts, tmp_path):
     account, name, _ = owned_package(accounts, tmp_path)
-    configs = [{"type": "github", "claims": {"repository": "acme/widget", "workflow_ref": {"file": "release.yml"}},
-                "permissions": ["createStagedPackage"]},
-               {"type": "github", "claims": {"repository": "acme/widget", "workflow_ref": {"file": "release.yml"},
-                                            "environment": "production"}, "permissions": ["createPackage"]}]
+    configs = [github_relationship(),
+               github_relationship(permissions=["createPackage"], environment="production")]
     assert account.http("POST", f"-/package/{name}/trust", otp=True, json=configs).status_code == 201
     listed = account.npm("trust", "list", name, "--json")
     assert listed.returncode == 0, listed

@@ -8,6 +8,7 @@ from broker.domain.credentials import (Action, Allowed, Credential, MfaPolicy, O
 SESSION = Credential(1, "u", TokenKind.SESSION)
 GAT = Credential(1, "u", TokenKind.GRANULAR)
 BYPASS = Credential(1, "u", TokenKind.GRANULAR, bypass_2fa=True)
+TRUST = Credential(None, None, TokenKind.TRUST, trust_package="pkg")
 AW = TfaMode.AUTH_AND_WRITES
 
 
@@ -50,6 +51,15 @@ def test_cidr_whitelist():
     (BYPASS, AW, Action.STAGE_REVIEW, MfaPolicy.NONE, OtpRequired),
     (SESSION, TfaMode.AUTH_ONLY, Action.ACCOUNT, MfaPolicy.NONE, OtpRequired),
     (BYPASS, AW, Action.PACKAGE_WRITE, MfaPolicy.NONE, Allowed),
+    # access, owners, publishing access, trust: a person's session with 2FA and an OTP, never a token
+    (SESSION, AW, Action.PACKAGE_ADMIN, MfaPolicy.NONE, OtpRequired),
+    (SESSION, TfaMode.AUTH_ONLY, Action.PACKAGE_ADMIN, MfaPolicy.NONE, OtpRequired),
+    (SESSION, None, Action.PACKAGE_ADMIN, MfaPolicy.NONE, Refused),
+    (BYPASS, AW, Action.PACKAGE_ADMIN, MfaPolicy.NONE, Refused),
+    (GAT, AW, Action.PACKAGE_ADMIN, MfaPolicy.NONE, Refused),
+    (TRUST, None, Action.PACKAGE_ADMIN, MfaPolicy.NONE, Refused),
+    (SESSION, AW, Action.TRUST_CHANGE, MfaPolicy.NONE, OtpRequired),
+    (GAT, AW, Action.TRUST_CHANGE, MfaPolicy.NONE, Refused),
 ])
 def test_second_factor(cred, tfa, action, policy, expected):
     assert isinstance(second_factor(cred, tfa, action, policy, "pkg"), expected)

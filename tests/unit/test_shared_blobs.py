@@ -9,6 +9,7 @@ import threading
 import pytest
 
 from broker.api import packages as package_routes
+from broker.services import versions
 from broker.api import stage as stage_routes
 from broker.domain.credentials import Credential, TokenKind
 from broker.domain.publish import parse_publish_document
@@ -48,8 +49,8 @@ def test_a_deletion_waits_for_the_uncommitted_stage_of_the_same_bytes_and_leaves
     blob = b.blobs.put(request.tarball)
     with b.db.write() as conn:
         assert registry.claim_version(conn, name, "1.0.0", "staged", request.manifest, blob)
-        package_routes.keep_blob(b, conn, blob, request.tarball)
-        deleter = threading.Thread(target=package_routes.delete_unused_blobs, args=(b, [blob]))
+        versions.keep_blob(b, conn, blob, request.tarball)
+        deleter = threading.Thread(target=versions.delete_unused_blobs, args=(b, [blob]))
         deleter.start()
         deleter.join(0.5)
         assert deleter.is_alive(), "the deletion checked the blob while a transaction using it was open"
@@ -69,7 +70,7 @@ class RejectedRightAfterPut:
         key = self.store.put(data)
         if not self.fired:
             self.fired = True
-            package_routes.delete_unused_blobs(self.b, [key])
+            versions.delete_unused_blobs(self.b, [key])
         return key
 
     def __getattr__(self, name):
@@ -82,7 +83,7 @@ def test_staging_or_publishing_bytes_whose_blob_a_rejection_just_deleted_keeps_t
     request = request_for(name)
     stage_id = stage_routes._commit_stage(b, request, cred, name, None)
     with b.db.write() as conn:  # the rejection: its rows go first, then the unused blob
-        blob = staging.discard_staged(conn, staging.stage_by_id(conn, stage_id))
+        blob = staging.discard_staged(conn, staging.stage_by_id(conn, stage_id)).blob
     b.blobs = RejectedRightAfterPut(b, b.blobs)
     if again == "stage":
         stage_routes._commit_stage(b, request, cred, name, None)
