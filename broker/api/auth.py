@@ -15,7 +15,6 @@ presence for reads only while it is valid (about 90 s).
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import math
 import os
@@ -89,7 +88,7 @@ def _basic(b: Broker, req: Req, value: str) -> Credential:
     """Username and password; with 2FA on the account, also a valid npm-otp (see the module doc)."""
     try:
         name, _, password = base64.b64decode(value, validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII text given to b64decode
         raise unauthorized("malformed Basic credentials", "Basic") from None
     user = checked_password(b, req, name, password)
     if user is None:

@@ -6,7 +6,7 @@ from pydantic import RootModel, ValidationError
 from starlette.responses import Response
 
 from ..domain.credentials import Action
-from ..domain.versions import is_valid_tag
+from ..domain.versions import InvalidVersion, is_valid_tag, parse_version
 from ..errors import bad_request, not_found
 from ..store import audit, registry
 from .context import Broker
@@ -37,7 +37,8 @@ def set_tag(b: Broker, req: Req) -> Response:
     tag = _tag(req)
     try:
         version = TagTarget.model_validate_json(req.body).root
-    except ValidationError:
+        parse_version(version)
+    except (ValidationError, InvalidVersion):
         raise bad_request('the body must be the version as a JSON string, like "1.2.3"') from None
     cred, user, _ = writable_package(b, req, name, Action.PACKAGE_WRITE)
     with b.db.write() as conn:

@@ -26,6 +26,12 @@ MAX_JSON_DEPTH = 64  # far deeper than any package document; deeper input is an 
 MAX_JSON_SEPARATORS = 1_000_000
 
 
+# PostgreSQL's text type cannot hold NUL, and no package field needs it: refused at the boundary. In
+# JSON a NUL can only be written as the escape \u0000 (raw control characters are invalid), so an
+# escape not itself escaped ("\\u0000" is a backslash and text) is what to look for.
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
 def invalid_json(detail: str) -> RegistryError:
     return bad_request(f"the request body is not valid JSON: {detail}", code="body.invalid-json")
 
@@ -39,6 +45,8 @@ def parse_json(raw: bytes | str) -> Any:
             raise bad_request("the request body is not valid UTF-8 JSON", code="body.invalid-json") from None
     if raw.count(",") + raw.count("[") + raw.count("{") > MAX_JSON_SEPARATORS:
         raise invalid_json(f"more than {MAX_JSON_SEPARATORS} values")
+    if "\\u0000" in raw and _NUL_ESCAPE.search(raw):
+        raise invalid_json("a string holds a NUL character (\\u0000), which this registry does not accept")
     try:
         value = json.loads(raw)
     except RecursionError:
@@ -151,13 +159,19 @@ def resolve(routes: list[Route], method: str, raw_path: str) -> tuple[Route | No
         if candidate.method != method and not (candidate.method == "GET" and method == "HEAD"):
             path_exists = True
             continue
-        return candidate, {k: unquote(v) for k, v in match.groupdict().items() if v is not None}, True
+        params = {k: unquote(v) for k, v in match.groupdict().items() if v is not None}
+        if any("\0" in v for v in params.values()):
+            raise bad_request("a NUL character (%00) is not accepted in a path")
+        return candidate, params, True
     return None, {}, path_exists
 
 
 def parse_query(query_string: bytes) -> dict[str, str]:
     parsed = parse_qs(query_string.decode("latin-1"), keep_blank_values=True)
-    return {k: v[-1] for k, v in parsed.items()}
+    query = {k: v[-1] for k, v in parsed.items()}
+    if any("\0" in k or "\0" in v for k, v in query.items()):
+        raise bad_request("a NUL character (%00) is not accepted in a query")
+    return query
 
 
 def accepts_gzip(accept_encoding: str | None) -> bool:

@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from ..domain.credentials import Action, TokenKind, second_factor
 from ..domain.names import InvalidName, parse_package_name
+from ..domain.staging import MAX_PAGE
 from ..errors import bad_request, forbidden, not_found, unauthorized
 from ..security.tokens import new_token, token_digest, token_display_prefix
 from ..store import accounts, audit
@@ -66,7 +67,7 @@ def _describe(row: TokenRow, with_value: str | None = None) -> dict:
 def list_tokens(b: Broker, req: Req) -> Response:
     _, user = require_account(b, req)
     try:
-        page = max(0, int(req.query.get("page", "0")))
+        page = min(MAX_PAGE, max(0, int(req.query.get("page", "0"))))
     except ValueError:
         raise bad_request("page must be a number") from None
     with b.db.read() as conn:

@@ -32,7 +32,7 @@ def _parsed(b: Broker, raw: Any) -> list[tuple[str, BaseModel, list[str]]]:
                           '{"type", "claims", "permissions"}')
     parsed = []
     for item in items:
-        provider = b.providers.get(item.get("type"))
+        provider = b.providers.get(item["type"]) if isinstance(item.get("type"), str) else None
         if provider is None:
             raise bad_request(f"trust relationships of type {item.get('type')!r} are not supported by this "
                               f"registry; supported: {', '.join(sorted(b.providers))}")

@@ -57,10 +57,13 @@ class Page:
         return self.number * self.size
 
 
+MAX_PAGE = 1_000_000  # far past any real list; keeps an offset inside the database's integers
+
+
 def page_of(page: str | None, per_page: str | None) -> Page:
-    """Page numbers from 0, at most MAX_PER_PAGE a page; nonsense falls back to the defaults."""
+    """Page numbers from 0 to MAX_PAGE, at most MAX_PER_PAGE a page; nonsense falls back to the defaults."""
     try:
-        number = max(0, int(page or 0))
+        number = min(MAX_PAGE, max(0, int(page or 0)))
     except ValueError:
         number = 0
     try:

@@ -68,6 +68,7 @@ ROUTES = [
     ("DELETE", "/-/package/{pkg}/trust/{id}"),
     ("GET", "/-/package/{pkg}/access"),
     ("POST", "/-/package/{pkg}/access"),
+    ("GET", "/-/package/{pkg}/audit"),
     ("POST", "/-/stage/package/{pkg}"),
     ("GET", "/-/stage"),
     ("GET", "/-/stage/{id}"),
@@ -378,37 +379,6 @@ def requests(known: Known, body_strategy=None) -> st.SearchStrategy[Case]:
     return draw()
 
 
-# --- server errors the fuzz found, reported, and not yet fixed -----------------------------------
-# Each has its own test below, xfail(strict=True): when the fix lands that test passes, the strict
-# mark fails the suite, and whoever removes the mark removes the finding here too. Until then the
-# fuzz counts the finding's own requests apart (as "known: …") and still fails on anything else.
-
-@dataclass(frozen=True)
-class Finding:
-    name: str
-    traceback: str  # what signature() of its traceback contains
-
-
-BASIC_NOT_ASCII = Finding("Basic credentials that are not ASCII",
-                          "string argument should contain only ASCII characters at broker/api/auth.py")
-DISCONNECT_MID_BODY = Finding("a client that stops sending mid-body", "ClientDisconnect at broker/app.py")
-NUL_IN_POSTGRES = Finding("a NUL character sent to PostgreSQL", "PostgreSQL text fields cannot contain NUL (0x00) bytes")
-FINDINGS = [BASIC_NOT_ASCII, DISCONNECT_MID_BODY, NUL_IN_POSTGRES]
-ON_POSTGRES = os.environ.get("STAGEGATE_TEST_BACKEND") == "postgres"
-
-
-def finding_of(case: Case) -> Finding | None:
-    """The known finding a request runs into, if any: a Basic value with non-ASCII bytes; on PostgreSQL,
-    a NUL character anywhere in the path, query or body."""
-    scheme, _, value = case.headers.get("authorization", b"").partition(b" ")
-    if BASIC_NOT_ASCII in FINDINGS and scheme.lower() == b"basic" and not value.strip().isascii():
-        return BASIC_NOT_ASCII
-    nul = "%00" in (case.path + case.query).lower() or b"\\u0000" in (case.body or b"") or b"\0" in (case.body or b"")
-    if NUL_IN_POSTGRES in FINDINGS and ON_POSTGRES and nul:
-        return NUL_IN_POSTGRES
-    return None
-
-
 # --- sending and tallying ------------------------------------------------------------------------
 
 @dataclass
@@ -419,11 +389,8 @@ class Tally:
     seconds: Counter = field(default_factory=Counter)  # time spent per route, to see what makes a run slow
     callers: Counter = field(default_factory=Counter)  # anonymous, the logged-in token, or garbage
 
-    def record(self, case: str, status: int | str, detail: str = "", known: Finding | None = None) -> None:
+    def record(self, case: str, status: int | str, detail: str = "") -> None:
         self.cases += 1
-        if known is not None and isinstance(status, int) and status >= 500:
-            self.statuses[f"{status} (known: {known.name})"] += 1
-            return
         self.statuses[status] += 1
         if status in ("timeout", "no response", "hung") or isinstance(status, int) and status >= 500:
             self.failures.append(f"{case} -> {status} {detail[:300]}")
@@ -451,7 +418,7 @@ def send(client: httpx.Client, known: Known, case: Case, tally: Tally) -> None:
     except httpx.RemoteProtocolError as exc:
         tally.record(case.describe(), "no response", str(exc))
         return
-    tally.record(case.describe(), response.status_code, response.text, finding_of(case))
+    tally.record(case.describe(), response.status_code, response.text)
 
 
 _CHAINED = re.compile(r"\n(\S[^\n]*)\n\n(?:During handling of the above exception, another exception occurred|"
@@ -513,20 +480,17 @@ def settled_log(process, log_from: int) -> str:
 def assert_clean(process, log_from: int, tally: Tally, minimum: int, what: str, capsys) -> None:
     everything = tracebacks(settled_log(process, log_from))
     kinds = Counter(signature(t) for t in everything)
-    found = [t for t in everything if not any(f.traceback in signature(t) for f in FINDINGS)]
     with capsys.disabled():
-        print("\n" + tally.summary(what) + f", {len(everything)} tracebacks in the broker log "
-              f"({len(found)} not from a known finding)")
+        print("\n" + tally.summary(what) + f", {len(everything)} tracebacks in the broker log")
         for kind, count in kinds.most_common():
-            known = next((f.name for f in FINDINGS if f.traceback in kind), None)
-            print(f"  {count} x {kind}" + (f" (known: {known})" if known else ""))
+            print(f"  {count} x {kind}")
         if tally.callers:
             print("  callers: " + ", ".join(f"{who} {count}" for who, count in tally.callers.most_common()))
         if tally.seconds:
             print("  slowest routes: " + ", ".join(f"{label} {spent:.1f} s" for label, spent in tally.seconds.most_common(4)))
     assert tally.cases >= minimum, tally.summary(what)
     assert not tally.failures, "\n".join([tally.summary(what), *tally.failures[:30]])
-    assert not found, "tracebacks in the broker log:\n" + "\n----\n".join(found[:5])
+    assert not everything, "tracebacks in the broker log:\n" + "\n----\n".join(everything[:5])
 
 
 def test_fuzzed_requests_to_every_route_get_no_server_error(target, capsys):
@@ -541,8 +505,6 @@ def _deep_documents() -> list[bytes]:
             b'{"versions":' + b"[" * DEPTH, b'"' + b"[" * DEPTH + b'"', b"[" * 2_000 + b"]" * 2_000]
 
 
-@pytest.mark.xfail(strict=True, reason="known: a document nested 100,000 deep is a 500 (RecursionError in json.loads, "
-                                      "broker/api/http.py Req.json); being fixed by another helper")
 def test_documents_nested_100000_deep_get_no_server_error(target, capsys):
     process, known = target
     log_from = len(process.log())
@@ -659,17 +621,14 @@ def test_fuzzed_raw_http_requests_get_no_server_error(target, capsys):
             tally.statuses[status] += 1
             tally.cases += 1
             return
-        known = DISCONNECT_MID_BODY if half_close and DISCONNECT_MID_BODY in FINDINGS else None
-        tally.record(repr(data[:200]), status, response[:300].decode("latin-1"), known)
+        tally.record(repr(data[:200]), status, response[:300].decode("latin-1"))
 
     one()
     assert_clean(process, log_from, tally, WIRE_CASES, "raw HTTP fuzz", capsys)
 
 
-# --- one test per finding (see FINDINGS) -----------------------------------------------------------
+# --- one test per server error the fuzz found (each fixed now; kept so it stays fixed) ---------------
 
-@pytest.mark.xfail(strict=True, reason="fuzz finding: `Authorization: Basic <non-ASCII>` is a 500: base64.b64decode "
-                                      "raises ValueError, which broker/api/auth.py _basic does not catch")
 def test_basic_credentials_that_are_not_ascii_are_a_401(target):
     process, known = target
     log_from = len(process.log())
@@ -678,8 +637,6 @@ def test_basic_credentials_that_are_not_ascii_are_a_401(target):
     assert not tracebacks(process.log()[log_from:])
 
 
-@pytest.mark.xfail(strict=True, reason="fuzz finding: a client that declares a body and stops sending it is logged as "
-                                      "an unhandled error with a ClientDisconnect traceback (broker/app.py read_body)")
 def test_a_client_that_stops_sending_mid_body_leaves_no_traceback(target):
     process, known = target
     log_from = len(process.log())
@@ -689,7 +646,7 @@ def test_a_client_that_stops_sending_mid_body_leaves_no_traceback(target):
     assert not tracebacks(settled_log(process, log_from))
 
 
-NUL_REQUESTS = [  # (method, path, JSON body): on PostgreSQL each is a 500 from psycopg's DataError
+NUL_REQUESTS = [  # (method, path, JSON body): on PostgreSQL each was a 500 (psycopg DataError); now a 400 on both
     ("DELETE", "-/npm/v1/tokens/token/a%00b", None),
     ("GET", "-/user/org.couchdb.user:a%00b", None),
     ("PUT", "-/user/org.couchdb.user:a%00b", {"name": "a\u0000b", "password": "x" * 10, "email": "a@b.cd"}),
@@ -700,8 +657,6 @@ NUL_REQUESTS = [  # (method, path, JSON body): on PostgreSQL each is a 500 from 
 
 
 @pytest.mark.parametrize("method, path, body", NUL_REQUESTS)
-@pytest.mark.xfail(ON_POSTGRES, strict=True, reason="fuzz finding: on PostgreSQL a NUL character in a name or value "
-                                                   "reaches a query and psycopg's DataError is a 500")
 def test_a_nul_character_in_a_name_or_value_is_not_a_server_error(target, method, path, body):
     process, known = target
     log_from = len(process.log())
@@ -712,8 +667,6 @@ def test_a_nul_character_in_a_name_or_value_is_not_a_server_error(target, method
     assert not tracebacks(process.log()[log_from:])
 
 
-@pytest.mark.xfail(strict=True, reason="fuzz finding (10,000-case run): a trust configuration whose type is not a "
-                                      "string is a 500 (TypeError: unhashable type in broker/api/trust.py _parsed)")
 def test_a_trust_configuration_whose_type_is_not_a_string_is_refused(target):
     process, known = target
     log_from = len(process.log())
@@ -725,9 +678,6 @@ def test_a_trust_configuration_whose_type_is_not_a_string_is_refused(target):
 
 
 @pytest.mark.parametrize("path", ["-/npm/v1/tokens?page=99999999999999999999", "-/stage?page=99999999999999999999"])
-@pytest.mark.xfail(strict=True, reason="fuzz finding (10,000-case run): a page number too large for the database "
-                                      "is a 500 (OverflowError in broker/store/accounts.py tokens_of_user and "
-                                      "broker/store/staging.py list_stages)")
 def test_a_page_number_too_large_for_the_database_is_not_a_server_error(target, path):
     process, known = target
     log_from = len(process.log())

@@ -32,3 +32,15 @@ def test_a_publish_shaped_document_parses():
     doc = parse_json(b'{"name":"x","versions":{"1.0.0":{"exports":{".":{"import":{"types":"./a.d.ts"}}}}},'
                      b'"_attachments":{"x-1.0.0.tgz":{"data":"' + b"A" * 100_000 + b'"}}}')
     assert doc["name"] == "x"
+
+
+@pytest.mark.parametrize("raw", [r'"a\u0000b"', r'{"x": "\\\u0000"}', r'["\u0000"]'])
+def test_a_nul_character_in_a_string_is_invalid_json(raw):
+    with pytest.raises(RegistryError) as caught:
+        parse_json(raw)
+    assert caught.value.code == "body.invalid-json" and "NUL" in caught.value.error
+
+
+@pytest.mark.parametrize("raw, text", [(r'"\\u0000"', "\\u0000"), (r'"\\\\u0000"', "\\\\u0000"), (r'"\u0001"', "\x01")])
+def test_an_escaped_backslash_before_u0000_is_text_not_nul(raw, text):
+    assert parse_json(raw) == text
