@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from .api import access, disttags, health, oidc, packages, profile, stage, tokens, trust, users
+from .api import access, disttags, health, keys, oidc, packages, profile, stage, tokens, trust, users
 from .api.auth import refuse_trust_token
 from .api.context import Broker
 from .api.http import Req, Route, error_response, parse_query, resolve, route
@@ -23,6 +23,7 @@ def routes(b: Broker) -> list[Route]:
     return [
         route("GET", r"/-/ping", users.ping, trust_ok=True),
         route("GET", r"/-/healthz", health.healthz, trust_ok=True),
+        route("GET", r"/-/npm/v1/keys", keys.keys, trust_ok=True),
         route("POST", r"/-/npm/v1/oidc/token/exchange/package/{pkg}", oidc.exchange, trust_ok=True),
         route("GET", r"/-/whoami", users.whoami),
         route("PUT", r"/-/user/org\.couchdb\.user:(?P<name>[^/]+)(?:/-rev/(?P<rev>[^/]+))?", users.couch_put),
