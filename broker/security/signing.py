@@ -38,11 +38,11 @@ class PublicKey:
     key: ec.EllipticCurvePublicKey
     expires: dt.datetime | None  # signatures on versions published from then on are not accepted
 
-    @property
+    @functools.cached_property
     def der(self) -> bytes:
         return self.key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
-    @property
+    @functools.cached_property
     def keyid(self) -> str:
         return "SHA256:" + base64.b64encode(hashlib.sha256(self.der).digest()).decode()
 

@@ -27,6 +27,8 @@ from tests.support.broker import ROOT
 from tests.support.packages import make_package, publish_document, unique_name
 
 VERIFY = Path(__file__).resolve().parents[1] / "support" / "verify_signatures.js"
+# `npm audit signatures` without network: see the file.
+OFFLINE_TUF = {"NODE_OPTIONS": f"--require {Path(__file__).resolve().parents[1] / 'support' / 'offline_tuf.js'}"}
 ABBREVIATED = "application/vnd.npm.install-v1+json"
 
 
@@ -42,13 +44,16 @@ def verify(registry: str, spec: str, keys: dict, tmp_path: Path) -> dict:
 
 
 class Mirror:
-    """A registry mirror serving one fixed packument for every GET: what a tampering proxy could send."""
+    """A registry mirror serving fixed documents: what a tampering proxy could send.
 
-    def __init__(self, packument: dict) -> None:
-        body = json.dumps(packument).encode()
+    `packument` answers every GET except /-/npm/v1/keys, which `keys` answers when given."""
+
+    def __init__(self, packument: dict, keys: dict | None = None) -> None:
+        bodies = {"packument": json.dumps(packument).encode(), "keys": json.dumps(keys).encode()}
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802
+                body = bodies["keys" if keys and self.path == "/-/npm/v1/keys" else "packument"]
                 self.send_response(200)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(body)))
@@ -123,6 +128,41 @@ def test_a_mirror_that_changes_a_versions_integrity_is_caught(accounts, tmp_path
         verdict = verify(mirror.url, f"{name}@1.0.0", {"keys": keys["keys"]}, tmp_path)
     assert verdict["ok"] is False and verdict["code"] == "EINTEGRITYSIGNATURE", verdict
     assert "has an invalid registry signature" in verdict["message"]
+
+
+def _installed(accounts, tmp_path, spec: str) -> Path:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "package.json").write_text('{"name":"project","version":"1.0.0"}')
+    installed = accounts.anonymous()("install", spec, cwd=project)
+    assert installed.returncode == 0, installed
+    return project
+
+
+def test_npm_audit_signatures_reports_installed_packages_verified(accounts, tmp_path):
+    account = accounts.create()
+    name = unique_name()
+    assert account.npm("publish", cwd=make_package(tmp_path, name)).returncode == 0
+    project = _installed(accounts, tmp_path, name)
+    audited = accounts.anonymous()("audit", "signatures", cwd=project, env=OFFLINE_TUF)
+    assert audited.returncode == 0, audited
+    assert "1 package has a verified registry signature" in audited.stdout
+
+
+def test_npm_audit_signatures_flags_a_package_a_mirror_tampered_with(accounts, tmp_path):
+    account = accounts.create()
+    name = unique_name()
+    assert account.npm("publish", cwd=make_package(tmp_path, name)).returncode == 0
+    project = _installed(accounts, tmp_path, name)
+    tampered = httpx.get(account.registry + name).json()
+    sig = bytearray(base64.b64decode(tampered["versions"]["1.0.0"]["dist"]["signatures"][0]["sig"]))
+    sig[-1] ^= 1
+    tampered["versions"]["1.0.0"]["dist"]["signatures"][0]["sig"] = base64.b64encode(sig).decode()
+    with Mirror(tampered, keys=httpx.get(account.registry + "-/npm/v1/keys").json()) as mirror:
+        audited = accounts.anonymous()("audit", "signatures", cwd=project,
+                                       env={**OFFLINE_TUF, "npm_config_registry": mirror.url})
+    assert audited.returncode == 1, audited
+    assert "1 package has an invalid registry signature" in audited.stdout, audited
 
 
 def test_a_signature_a_publisher_sends_is_replaced_by_the_registrys(accounts):
