@@ -150,15 +150,21 @@ def load_keyring(path: Path) -> Keyring:
 
 
 def load_or_create_keyring(path: Path) -> Keyring:
-    """The keyring at `path`; created (mode 0600) on first start when absent."""
+    """The keyring at `path`; created (mode 0600) on first start when absent.
+
+    The new file is written aside and linked into place, so an instance starting at the same time
+    sees either no file or the whole of it, and the first link wins."""
     if path.exists():
         return load_keyring(path)
     keyring = new_keyring()
+    aside = path.with_name(f".{path.name}.{os.getpid()}.new")
+    _write(os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), keyring)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.link(aside, path)
     except FileExistsError:  # another process won the race: use its key
         return load_keyring(path)
-    _write(fd, keyring)
+    finally:
+        aside.unlink()
     return keyring
 
 

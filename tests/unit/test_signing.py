@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from broker.domain.packument import PackageView, PublishedVersion, abbreviated_packument, full_packument
-from broker.security.signing import KeyringError, new_keyring, parse_keyring
+from broker.security.signing import KeyringError, load_or_create_keyring, new_keyring, parse_keyring
 
 def _public_pem() -> str:
     return ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
@@ -74,3 +74,11 @@ def test_served_signatures_replace_what_the_stored_manifest_carries():
         dist = build(view, lambda v: f"http://r/w/-/w-{v}.tgz", keyring)["versions"]["1.0.0"]["dist"]
         assert dist["signatures"] == keyring.signatures("w", "1.0.0", "sha512-x")
         assert dist["tarball"] == "http://r/w/-/w-1.0.0.tgz"
+
+
+def test_the_generated_keyring_is_private_and_kept_across_starts(tmp_path):
+    path = tmp_path / "signing-key.pem"
+    first = load_or_create_keyring(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert load_or_create_keyring(path).active.keyid == first.active.keyid
+    assert [p.name for p in tmp_path.iterdir()] == ["signing-key.pem"]
