@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from .api import access, audit, disttags, health, oidc, packages, profile, stage, tokens, trust, users
+from .api import access, audit, disttags, health, keys, oidc, packages, profile, stage, tokens, trust, users
 from .api.auth import refuse_trust_token
 from .api.context import Broker
 from .domain.trust import CREATE_PACKAGE, CREATE_STAGED_PACKAGE
@@ -31,6 +31,7 @@ def routes(b: Broker) -> list[Route]:
     return [
         route("GET", r"/-/ping", health.ping, trust_ok=True),
         route("GET", r"/-/healthz", health.healthz, trust_ok=True),
+        route("GET", r"/-/npm/v1/keys", keys.keys, trust_ok=True),
         route("POST", r"/-/npm/v1/oidc/token/exchange/package/{pkg}", oidc.exchange, trust_ok=True,
               anonymous_body=True),
         route("GET", r"/-/whoami", users.whoami),

@@ -1,4 +1,4 @@
-"""stagegate-broker: serve | user add | db upgrade | audit."""
+"""stagegate-broker: serve | user add | db upgrade | audit | signing-key rotate."""
 
 from __future__ import annotations
 
@@ -27,13 +27,14 @@ def serve(args: argparse.Namespace) -> int:
     from .logs import logging_config
     from .runtime import SchemaOutOfDate, build_broker
     from .server import run
+    from .security.signing import KeyringError
 
     settings = _settings()
     log_format = args.log_format or settings.log_format
     logging.config.dictConfig(logging_config(args.log_level, log_format))
     try:
         broker = build_broker(settings, args.host, args.port)
-    except SchemaOutOfDate as exc:
+    except (SchemaOutOfDate, KeyringError) as exc:
         sys.exit(f"stagegate-broker: {exc}")
     logging.getLogger("stagegate").info("serving %s (data in %s)", broker.public_url, settings.data_dir.resolve())
     run(RegistryApp(broker), settings, args.host, args.port, args.log_level, log_format)
@@ -112,6 +113,33 @@ def audit_log(args: argparse.Namespace) -> int:
     return 0
 
 
+def signing_key_rotate(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from .security.signing import KeyringError, load_or_create_keyring, save_keyring
+
+    settings = _settings()
+    path = settings.resolved_signing_key_file()
+    try:
+        expires = dt.datetime.fromisoformat(args.expires.replace("Z", "+00:00")) if args.expires else \
+            dt.datetime.now(dt.timezone.utc)
+    except ValueError:
+        sys.exit(f"stagegate-broker: --expires {args.expires!r} is not an ISO 8601 time")
+    if expires.tzinfo is None:
+        sys.exit("stagegate-broker: --expires needs a time zone (e.g. 2026-01-31T12:00:00Z)")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        old = load_or_create_keyring(path)
+    except KeyringError as exc:
+        sys.exit(f"stagegate-broker: {exc}")
+    new = old.rotated(expires)
+    save_keyring(path, new)
+    print(f"retired {old.active.keyid} (expires {new.retired[0].document()['expires']})")
+    print(f"signing with {new.active.keyid} from now on, in {path}")
+    print("restart every instance (give each this same file) for the new key to take effect")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="stagegate-broker", description="stagegate npm registry broker")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -138,6 +166,12 @@ def main(argv: list[str] | None = None) -> int:
     p_audit.add_argument("--until", help="before this ISO 8601 date or time")
     p_audit.add_argument("--json", action="store_true", help="one JSON object per line")
     p_audit.set_defaults(func=audit_log)
+    p_key = sub.add_parser("signing-key", help="manage the key that signs published versions")
+    key_sub = p_key.add_subparsers(dest="key_command", required=True)
+    p_rotate = key_sub.add_parser("rotate", help="sign with a new key; the current one stays served with an expiry")
+    p_rotate.add_argument("--expires", help="when the retired key stops vouching for versions published from "
+                                            "then on (ISO 8601; default now). Set it to the time of a compromise.")
+    p_rotate.set_defaults(func=signing_key_rotate)
     args = parser.parse_args(argv)
     return args.func(args)
 

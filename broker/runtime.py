@@ -5,6 +5,7 @@ from __future__ import annotations
 from .api.context import Broker
 from .oidc.issuers import providers, trusted_issuers
 from .security.secrets import SecretBox, load_or_create_key
+from .security.signing import load_or_create_keyring
 from .settings import Settings
 from .store import schema
 from .store.blobs import blob_store
@@ -36,4 +37,5 @@ def build_broker(settings: Settings, host: str = "127.0.0.1", port: int = 4873) 
     return Broker(settings=settings, db=db,
                   blobs=blob_store(settings.blob_url, settings.data_dir, settings.s3_endpoint_url),
                   box=SecretBox(key), public_url=settings.resolved_public_url(host, port),
-                  issuers=trusted_issuers(settings), providers=providers())
+                  issuers=trusted_issuers(settings), providers=providers(),
+                  keyring=load_or_create_keyring(settings.resolved_signing_key_file()))

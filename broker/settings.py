@@ -38,6 +38,11 @@ class Settings(BaseSettings):
         default=None,
         description="Key that encrypts TOTP secrets at rest; generated into data_dir when unset.",
     )
+    signing_key_file: Path | None = Field(
+        default=None,
+        description="PEM keyring that signs published versions (npm registry signatures); give every instance "
+                    "the same file. Unset means DATA_DIR/signing-key.pem, generated on first start.",
+    )
     max_tarball_bytes: int = Field(default=100 * MIB, gt=0, description="Upload limit for one tarball.")
     uploads_in_flight_bytes: int | None = Field(
         default=None, gt=0,
@@ -102,6 +107,9 @@ class Settings(BaseSettings):
         if ":" in shown:
             shown = f"[{shown}]"
         return f"http://{shown}:{port}/"
+
+    def resolved_signing_key_file(self) -> Path:
+        return self.signing_key_file or self.data_dir / "signing-key.pem"
 
     @property
     def embedded(self) -> bool:

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from ..domain.trust import Provider
 from ..oidc.issuers import TrustedIssuer
 from ..security.secrets import SecretBox
+from ..security.signing import Keyring
 from .readcache import BlobCache, PackumentCache
 from ..settings import Settings
 from ..store.blobs import BlobStore
@@ -24,6 +25,7 @@ class Broker:
     public_url: str  # always ends with "/"
     issuers: dict[str, TrustedIssuer]  # by issuer URL
     providers: dict[str, Provider]  # by trust relationship type
+    keyring: Keyring  # signs every version's dist (registry signatures)
     packuments: PackumentCache = field(default_factory=PackumentCache)
     blob_cache: BlobCache = field(default_factory=BlobCache)
 

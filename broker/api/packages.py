@@ -47,7 +47,7 @@ def _serialized(b: Broker, name: PackageName, abbreviated: bool) -> tuple[int, b
     if view is None:
         return None
     url = lambda version: b.tarball_url(name.tarball_path(version))  # noqa: E731
-    document = abbreviated_packument(view, url) if abbreviated else full_packument(view, url)
+    document = abbreviated_packument(view, url, b.keyring) if abbreviated else full_packument(view, url, b.keyring)
     return view.rev, json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
 
 

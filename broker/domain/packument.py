@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 ABBREVIATED_TYPE = "application/vnd.npm.install-v1+json"
 
@@ -39,12 +39,22 @@ class PackageView:
     maintainers: list[dict[str, str]]
 
 
-def _with_tarball(manifest: dict[str, Any], url: str) -> dict[str, Any]:
-    return {**manifest, "dist": {**manifest.get("dist", {}), "tarball": url}}
+class Signer(Protocol):
+    def signatures(self, name: str, version: str, integrity: str) -> list[dict[str, str]]: ...
 
 
-def full_packument(view: PackageView, tarball_url: Callable[[str], str]) -> dict[str, Any]:
-    versions = {v.version: _with_tarball(v.manifest, tarball_url(v.version)) for v in view.versions}
+def _served(manifest: dict[str, Any], name: str, version: str, url: str, signer: Signer | None) -> dict[str, Any]:
+    """The version with its tarball URL and the registry's signatures (never ones a publisher sent)."""
+    dist = {k: v for k, v in manifest.get("dist", {}).items() if k != "signatures"}
+    dist["tarball"] = url
+    if signer is not None and dist.get("integrity"):
+        dist["signatures"] = signer.signatures(name, version, dist["integrity"])
+    return {**manifest, "dist": dist}
+
+
+def full_packument(view: PackageView, tarball_url: Callable[[str], str], signer: Signer | None = None) -> dict[str, Any]:
+    versions = {v.version: _served(v.manifest, view.name, v.version, tarball_url(v.version), signer)
+                for v in view.versions}
     time = {"created": iso(view.created_at), "modified": iso(view.modified_at)}
     time.update({v.version: iso(v.created_at) for v in view.versions})
     latest = versions.get(view.tags.get("latest", ""), {})
@@ -56,11 +66,12 @@ def full_packument(view: PackageView, tarball_url: Callable[[str], str]) -> dict
     }
 
 
-def abbreviated_packument(view: PackageView, tarball_url: Callable[[str], str]) -> dict[str, Any]:
+def abbreviated_packument(view: PackageView, tarball_url: Callable[[str], str],
+                          signer: Signer | None = None) -> dict[str, Any]:
     versions = {}
     for v in view.versions:
         slim = {k: v.manifest[k] for k in _ABBREVIATED_KEYS if k in v.manifest}
-        versions[v.version] = _with_tarball(slim, tarball_url(v.version))
+        versions[v.version] = _served(slim, view.name, v.version, tarball_url(v.version), signer)
     return {"name": view.name, "modified": iso(view.modified_at), "dist-tags": view.tags, "versions": versions}
 
 

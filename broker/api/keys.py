@@ -1,0 +1,10 @@
+"""/-/npm/v1/keys: the public keys that verify the registry's signatures (`npm audit signatures`)."""
+
+from __future__ import annotations
+
+from .context import Broker
+from .http import Req, json_response
+
+
+def keys(b: Broker, req: Req):
+    return json_response({"keys": [key.document() for key in b.keyring.public_keys()]})
