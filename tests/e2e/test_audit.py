@@ -60,10 +60,12 @@ def history(broker, issuer, npm_cache, tmp_path_factory) -> History:
     name = unique_name()
     directory = make_package(root, name)
     assert (published := owner.npm("publish", cwd=directory)).returncode == 0, published
+    owner.enable_2fa()  # changing owners takes a person with 2FA
     for other in (co_owner, reader):
-        assert (added := owner.npm("owner", "add", other.name, name)).returncode == 0, added
+        added = owner.npm("owner", "add", other.name, name, f"--otp={owner.otp()}")
+        assert added.returncode == 0, added
     read_write, read_only = token_create(co_owner, "read-write"), token_create(co_owner, "read-only")
-    for account in (owner, co_owner, reader):
+    for account in (co_owner, reader):
         account.enable_2fa()
     trusted = owner.npm("trust", "github", name, "--repo", "acme/widget", "--file", "release.yml",
                         "--allow-stage-publish", "--yes", f"--otp={owner.otp()}")
