@@ -151,6 +151,9 @@ def test_compose_runs_two_identical_brokers_behind_the_proxy_after_the_schema_up
     assert not unknown, f"compose.yaml sets variables the broker does not read: {unknown}"
     for key in ("STAGEGATE_DATABASE_URL", "STAGEGATE_BLOB_URL", "STAGEGATE_S3_ENDPOINT_URL", "STAGEGATE_SECRET_KEY"):
         assert environment[key], key
+    # Both sign with one key: the data directory (where the keyring is generated) is one named volume.
+    assert "broker-data:/var/lib/stagegate" in services["broker-1"]["volumes"]
+    assert "broker-data" in compose()["volumes"]
 
 
 class Container:
