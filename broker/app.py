@@ -26,17 +26,21 @@ log = logging.getLogger("stagegate")
 access_log = logging.getLogger("stagegate.access")
 
 
+LOGIN_BODY = 8 * 1024  # name, password, email: a login never needs more, and anyone may send one
+
+
 def routes(b: Broker) -> list[Route]:
     publish_body = b.settings.max_body_bytes
     return [
         route("GET", r"/-/ping", health.ping, trust_ok=True),
         route("GET", r"/-/healthz", health.healthz, trust_ok=True),
         route("GET", r"/-/npm/v1/keys", keys.keys, trust_ok=True),
-        route("POST", r"/-/npm/v1/oidc/token/exchange/package/{pkg}", oidc.exchange, trust_ok=True,
+        # The exchange has no body (the JWT is the Authorization header): any body is a 413 unread.
+        route("POST", r"/-/npm/v1/oidc/token/exchange/package/{pkg}", oidc.exchange, max_body=0, trust_ok=True,
               anonymous_body=True),
         route("GET", r"/-/whoami", users.whoami),
         route("PUT", r"/-/user/org\.couchdb\.user:(?P<name>[^/]+)(?:/-rev/(?P<rev>[^/]+))?", users.couch_put,
-              anonymous_body=True),
+              max_body=LOGIN_BODY, anonymous_body=True),
         route("GET", r"/-/user/org\.couchdb\.user:(?P<name>[^/]+)", users.couch_get),
         route("DELETE", r"/-/user/token/(?P<token>[^/]+)", users.logout),
         route("GET", r"/-/npm/v1/user", profile.get_profile),

@@ -14,15 +14,21 @@ from .settings import Settings
 log = logging.getLogger("stagegate")
 
 
+MAX_HEADER_BYTES = 64 * 1024  # request line and headers; npm sends well under 4 KiB
+
+
 class HeaderTimeoutProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol plus a deadline for a request's headers.
+    """uvicorn's httptools protocol plus a deadline and a size cap for a request's headers.
 
     uvicorn times out only an idle keep-alive connection; a client that connects and sends nothing,
-    or half a request line, would hold its connection (and a slot) forever.
+    or half a request line, would hold its connection (and a slot) forever. Nor does it cap the
+    headers' size: httptools keeps whatever arrives until the headers end, so an endless header
+    would grow the process by as much as a client cares to send within the deadline.
     """
 
     header_timeout: float = 10.0
     _header_timer: asyncio.TimerHandle | None = None
+    _header_bytes: int | None = 0  # bytes received for the current request's headers; None once they ended
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -30,11 +36,25 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._header_bytes = 0
         self._arm_header_timer()
 
     def on_headers_complete(self) -> None:
+        self._header_bytes = None
         self._disarm_header_timer()
         super().on_headers_complete()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._header_bytes is None or self.transport.is_closing():
+            return
+        # Counted after the parser saw the data: a chunk that ends the headers may carry a large body.
+        self._header_bytes += len(data)
+        if self._header_bytes > MAX_HEADER_BYTES:
+            log.info("refused a request whose headers exceed %d bytes", MAX_HEADER_BYTES,
+                     extra={"client": self.client[0] if self.client else None})
+            self._disarm_header_timer()
+            self.send_400_response("Request headers too large.")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_header_timer()

@@ -25,7 +25,7 @@ from ..domain.credentials import Allowed, Credential, Decision, OtpRequired, Ref
 from ..errors import RegistryError, forbidden, otp_required, unauthorized
 from ..security import totp
 from ..security.passwords import dummy_hash, hash_password, needs_rehash, verify_password
-from ..security.throttle import OTP, PASSWORD_ACCOUNT, PASSWORD_ADDRESS, Slots, address_key
+from ..security.throttle import OTP, PASSWORD_ACCOUNT, PASSWORD_ADDRESS, Busy, Slots, address_key
 from ..security.tokens import token_digest
 from ..store import accounts, audit
 from ..store.accounts import User
@@ -126,16 +126,15 @@ def checked_password(b: Broker, req: Req, name: str, password: str) -> User | No
         _refuse_while_backing_off(conn, account, address, now)
         check = accounts.reserve_password_check(conn, account, address, now)
         user = accounts.user_by_name(conn, name)
-    if not KDF_SLOTS.acquire():
+    try:
+        matched = KDF_SLOTS.run(verify_password, password, user.password_hash if user else dummy_hash())
+        upgraded = KDF_SLOTS.run(hash_password, password) \
+            if matched and user and needs_rehash(user.password_hash) else None
+    except Busy:
         with b.db.write() as conn:
             accounts.release_password_check(conn, check)
         raise RegistryError(503, "the registry is checking too many passwords at once: try again in a few seconds",
-                            code="auth.busy", headers={"retry-after": "2"})
-    try:
-        matched = verify_password(password, user.password_hash if user else dummy_hash())
-        upgraded = hash_password(password) if matched and user and needs_rehash(user.password_hash) else None
-    finally:
-        KDF_SLOTS.release()
+                            code="auth.busy", headers={"retry-after": "2"}) from None
     with b.db.write() as conn:
         if matched and user:
             accounts.release_password_check(conn, check)
@@ -163,13 +162,11 @@ def password_matches(b: Broker, req: Req, user: User, password: str) -> bool:
 
 def new_password_hash(password: str) -> str:
     """A hash for a new account, in a hashing slot like every other password hash."""
-    if not KDF_SLOTS.acquire():
-        raise RegistryError(503, "the registry is hashing too many passwords at once: try again in a few seconds",
-                            code="auth.busy", headers={"retry-after": "2"})
     try:
-        return hash_password(password)
-    finally:
-        KDF_SLOTS.release()
+        return KDF_SLOTS.run(hash_password, password)
+    except Busy:
+        raise RegistryError(503, "the registry is hashing too many passwords at once: try again in a few seconds",
+                            code="auth.busy", headers={"retry-after": "2"}) from None
 
 
 def refuse_trust_token(b: Broker, req: Req) -> None:
@@ -232,7 +229,7 @@ def check_otp(b: Broker, user: User, otp: str, secret: bytes | None = None, *, u
     """Accept a fresh TOTP code (or a recovery code) once; count, audit and back off on failures.
 
     The account's OTP checks take turns (a row lock), so concurrent guesses cannot all slip under
-    the limit; while the account is backing off, a code is refused without being looked at.
+    `use_up=False` (reads with Basic auth) accepts a TOTP or recovery code that is valid now without spending it.
     `use_up=False` (reads with Basic auth) accepts a TOTP code that is valid now without spending it.
     """
     if secret is None:
@@ -248,7 +245,8 @@ def check_otp(b: Broker, user: User, otp: str, secret: bytes | None = None, *, u
         step = totp.matching_step(secret, code, now)
         if step is not None and (not use_up or accounts.claim_otp_step(conn, user.id, step)):
             outcome = "otp"
-        elif step is None and accounts.consume_recovery_code(conn, user.id, recovery_digest(code)):
+        elif step is None and (accounts.has_recovery_code(conn, user.id, recovery_digest(code)) if not use_up
+                               else accounts.consume_recovery_code(conn, user.id, recovery_digest(code))):
             outcome = "recovery-code"
         else:
             accounts.record_otp_failure(conn, user.id, now)

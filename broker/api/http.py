@@ -48,7 +48,7 @@ def parse_json(raw: bytes | str) -> Any:
     if "\\u0000" in raw and _NUL_ESCAPE.search(raw):
         raise invalid_json("a string holds a NUL character (\\u0000), which this registry does not accept")
     try:
-        value = json.loads(raw)
+        value = json.loads(raw, parse_constant=_no_constant)
     except RecursionError:
         raise invalid_json(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
     except ValueError as exc:
@@ -56,6 +56,11 @@ def parse_json(raw: bytes | str) -> Any:
     if _depth_exceeds(value, MAX_JSON_DEPTH):
         raise invalid_json(f"nested deeper than {MAX_JSON_DEPTH} levels")
     return value
+
+
+def _no_constant(name: str) -> Any:
+    # Python accepts NaN and Infinity, which are not JSON: stored, they would break every client's parse.
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def _depth_exceeds(value: Any, limit: int) -> bool:

@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from ..domain.accounts import new_account_problem
 from ..domain.credentials import OtpRequired, TokenKind
-from ..errors import bad_request, conflict, forbidden, not_found, unauthorized
+from ..errors import bad_request, conflict, not_found, unauthorized
 from ..security.tokens import new_token, token_digest, token_display_prefix
 from ..store import accounts, audit
 from ..store.accounts import User
@@ -48,17 +48,19 @@ def couch_put(b: Broker, req: Req) -> Response:
         raise bad_request("the user document's name does not match the URL")
     with b.db.read() as conn:
         known = accounts.user_by_name(conn, body.name) is not None
-    if not known and body.email is not None:
+    if not known and body.email is not None and b.settings.open_signup:
         user = _sign_up(b, body)
         how = "user.created"
     else:
-        # An unknown name costs a password hash too (and counts against the address), so timing
-        # tells nothing more than the answer below, which npm prints as "There is no user …".
+        # An unknown name costs a password hash too (and counts against the address). With open
+        # signup anyone can probe names by signing up, so npm's "There is no user …" tells nothing
+        # new; on a closed registry an unknown name gets exactly a wrong password's answer.
         user = checked_password(b, req, body.name, body.password)
-        if user is None and not known:
+        if user is None and not known and b.settings.open_signup:
             raise bad_request(f'There is no user with the username "{body.name}".')
         if user is None:
-            raise unauthorized("incorrect username or password", "Basic", code="auth.bad-credentials")
+            raise unauthorized(_BAD_LOGIN if b.settings.open_signup else _BAD_LOGIN + _CLOSED_SIGNUP, "Basic",
+                               code="auth.bad-credentials")
         if user.tfa_mode and not user.tfa_pending:
             enforce(b, with_request_otp(req, user), OtpRequired(), req.otp)
         how = "user.login"
@@ -67,10 +69,12 @@ def couch_put(b: Broker, req: Req) -> Response:
                           "token": token}, status=201)
 
 
+_BAD_LOGIN = "incorrect username or password"
+_CLOSED_SIGNUP = ("; accounts are not created with `npm adduser` on this registry: an administrator runs "
+                  "`stagegate-broker user add <name> --email <email>`")
+
+
 def _sign_up(b: Broker, body: CouchUser) -> User:
-    if not b.settings.open_signup:
-        raise forbidden("creating accounts is disabled on this registry: ask an administrator to run "
-                        f"`stagegate-broker user add {body.name} --email {body.email}`")
     problem = new_account_problem(body.name, body.email, body.password)
     if problem is not None:
         raise bad_request(problem)

@@ -71,6 +71,11 @@ def replace_recovery_codes(conn: Connection, user_id: int, digests: list[str]) -
         conn.execute(insert(recovery_codes), [{"user_id": user_id, "code_digest": d} for d in digests])
 
 
+def has_recovery_code(conn: Connection, user_id: int, digest: str) -> bool:
+    return conn.execute(select(recovery_codes.c.user_id).where(
+        recovery_codes.c.user_id == user_id, recovery_codes.c.code_digest == digest)).first() is not None
+
+
 def consume_recovery_code(conn: Connection, user_id: int, digest: str) -> bool:
     result = conn.execute(delete(recovery_codes).where(
         recovery_codes.c.user_id == user_id, recovery_codes.c.code_digest == digest))

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import uuid
 
 import httpx
 import pytest
 
 from tests.support.accounts import PASSWORD
+from tests.support.broker import ROOT
 from tests.support.otp import Authenticator
 from tests.support.tty import finish, spawn
 
@@ -165,12 +169,17 @@ def test_repeated_wrong_otps_are_rate_limited(accounts):
     assert right.status_code == 429, "a right code must not get past the limit either"
 
 
-def test_signup_is_closed_by_default(backends):
+def test_signup_is_closed_by_default_and_an_unknown_name_answers_like_a_wrong_password(backends):
     closed = backends.broker()
     try:
-        response = httpx.put(closed.url + "-/user/org.couchdb.user:someone",
-                             json={"name": "someone", "password": PASSWORD, "email": "s@example.test"})
-        assert response.status_code == 403
-        assert "stagegate-broker user add" in response.json()["error"]
+        env = {**os.environ, "STAGEGATE_DATA_DIR": str(closed.data_dir), **closed.env}
+        subprocess.run([sys.executable, "-m", "broker.cli", "user", "add", "known", "--email", "k@example.test"],
+                       input=PASSWORD + "\n", cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+        answers = [httpx.put(closed.url + f"-/user/org.couchdb.user:{name}",
+                             json={"name": name, "password": "not " + PASSWORD, "email": f"{name}@example.test"})
+                   for name in ("someone", "known")]
+        assert [a.status_code for a in answers] == [401, 401]
+        assert answers[0].json() == answers[1].json()
+        assert "stagegate-broker user add" in answers[0].json()["error"]
     finally:
         closed.stop()

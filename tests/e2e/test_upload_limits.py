@@ -172,3 +172,33 @@ def test_a_trust_token_is_refused_before_the_body_of_a_publish_it_may_not_make(a
             sock.sendall(put_headers(DECLARED, minted, path=path))
             answer = answer_and_close(sock, within=5)
         assert answer.startswith(b"HTTP/1.1 403"), answer[:200]
+
+
+@pytest.mark.parametrize("shape", ["many header lines", "one endless header"])
+def test_endless_request_headers_are_refused_without_growing_the_broker(guarded, shape):
+    """httptools keeps every header byte until the headers end: 4 connections × 8 MiB must not stay."""
+    before = rss_bytes(guarded.process.pid)
+    socks = []
+    for _ in range(4):
+        sock = connect(guarded)
+        sock.sendall(b"GET /-/ping HTTP/1.1\r\nHost: registry\r\n")
+        line = b"X-Filler: " + b"a" * 1000 + (b"\r\n" if shape == "many header lines" else b"")
+        try:
+            for _ in range(8 * 1024):
+                sock.sendall(line)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused and closed while we were still sending: what we want
+        socks.append(sock)
+    for sock in socks:
+        assert answer_and_close(sock, within=IDLE_TIMEOUT + 5).startswith(b"HTTP/1.1 400")
+        sock.close()
+    assert rss_bytes(guarded.process.pid) - before < 16 * MIB
+    assert httpx.get(guarded.url + "-/ping", timeout=10).status_code == 200
+
+
+def test_the_exchange_and_login_refuse_a_body_they_do_not_need_unread(guarded):
+    for path, length in (("/-/npm/v1/oidc/token/exchange/package/x", 1), ("/-/user/org.couchdb.user:x", 9 * 1024)):
+        sock = connect(guarded)
+        sock.sendall(put_headers(length, path=path).replace(b"PUT ", b"POST " if "oidc" in path else b"PUT "))
+        assert answer_and_close(sock, within=IDLE_TIMEOUT + 5).startswith(b"HTTP/1.1 413")
+        sock.close()

@@ -44,3 +44,10 @@ def test_a_nul_character_in_a_string_is_invalid_json(raw):
 @pytest.mark.parametrize("raw, text", [(r'"\\u0000"', "\\u0000"), (r'"\\\\u0000"', "\\\\u0000"), (r'"\u0001"', "\x01")])
 def test_an_escaped_backslash_before_u0000_is_text_not_nul(raw, text):
     assert parse_json(raw) == text
+
+
+@pytest.mark.parametrize("raw", ["NaN", '{"a": Infinity}', "[-Infinity]"])
+def test_nan_and_infinity_are_not_json(raw):
+    with pytest.raises(RegistryError) as caught:
+        parse_json(raw)
+    assert caught.value.code == "body.invalid-json"

@@ -70,3 +70,9 @@ def test_a_released_slot_serves_a_waiting_caller():
     slots.release()
     waiter.join(5)
     assert got == [True]
+
+
+def test_hashes_run_on_the_slots_own_threads_not_the_callers():
+    slots = Slots(size=2, wait=1.0)
+    names = {slots.run(lambda: threading.current_thread().name) for _ in range(20)}
+    assert names and all(name.startswith("kdf") for name in names) and len(names) <= 2
