@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIB = 1024 * 1024
@@ -70,6 +70,10 @@ class Settings(BaseSettings):
         default="https://token.actions.githubusercontent.com",
         description="The GitHub Actions OIDC issuer; its JWKS comes from its discovery document.",
     )
+    oidc_gitlab_issuer: str = Field(
+        default="https://gitlab.com",
+        description="The GitLab instance whose CI/CD ID tokens `npm trust gitlab` relationships accept.",
+    )
     oidc_extra_audiences: list[str] = Field(
         default_factory=list, description="Audiences accepted besides npm:<public hostname> (JSON list)."
     )
@@ -81,7 +85,7 @@ class Settings(BaseSettings):
         description="Days audit-log entries are kept; unset keeps them forever. The broker prunes at start, then hourly.",
     )
 
-    @field_validator("oidc_github_issuer")
+    @field_validator("oidc_github_issuer", "oidc_gitlab_issuer")
     @classmethod
     def _issuer_is_https(cls, value: str) -> str:
         parts = urlsplit(value)
@@ -89,6 +93,13 @@ class Settings(BaseSettings):
         if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
             raise ValueError("an OIDC issuer must be an https URL (http only for a loopback host)")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _issuers_differ(self) -> "Settings":
+        # A token is matched against the relationships of its issuer's provider: one issuer, one kind.
+        if self.oidc_github_issuer == self.oidc_gitlab_issuer:
+            raise ValueError("STAGEGATE_OIDC_GITHUB_ISSUER and STAGEGATE_OIDC_GITLAB_ISSUER must differ")
+        return self
 
     @field_validator("public_url")
     @classmethod

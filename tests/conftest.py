@@ -1,4 +1,5 @@
-"""Fixtures shared by all tests: a broker process, the npm CLI runner, accounts with 2FA."""
+"""Fixtures shared by all tests: a broker process, fake GitHub and GitLab issuers, the npm CLI runner,
+accounts with 2FA."""
 
 from __future__ import annotations
 
@@ -20,6 +21,13 @@ def issuer() -> FakeIssuer:
 
 
 @pytest.fixture(scope="session")
+def gitlab_issuer() -> FakeIssuer:
+    fake = FakeIssuer("gitlab").start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
 def backends(tmp_path_factory) -> Backends:
     made = Backends(tmp_path_factory.mktemp("stores"))
     yield made
@@ -27,8 +35,9 @@ def backends(tmp_path_factory) -> Backends:
 
 
 @pytest.fixture(scope="session")
-def broker_env(issuer) -> dict[str, str]:
-    return {"STAGEGATE_OPEN_SIGNUP": "true", "STAGEGATE_OIDC_GITHUB_ISSUER": issuer.url}
+def broker_env(issuer, gitlab_issuer) -> dict[str, str]:
+    return {"STAGEGATE_OPEN_SIGNUP": "true", "STAGEGATE_OIDC_GITHUB_ISSUER": issuer.url,
+            "STAGEGATE_OIDC_GITLAB_ISSUER": gitlab_issuer.url}
 
 
 @pytest.fixture(scope="session")

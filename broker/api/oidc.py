@@ -153,7 +153,7 @@ def _spend(b: Broker, conn, issuer: TrustedIssuer, claims, package: str) -> str 
     if secrets.randbelow(64) == 0:  # now and then, not on every exchange
         trust_store.forget_expired_jtis(conn, LEEWAY)
     result = "granted" if isinstance(outcome, str) else f"refused {outcome.status}: {outcome.error}"
-    audit.record(conn, "oidc.exchange", actor=seen.get("repository"), package=package, claims=seen,
+    audit.record(conn, "oidc.exchange", actor=issuer.provider.subject(claims), package=package, claims=seen,
                  outcome=result, **detail)
     return outcome
 
@@ -194,18 +194,12 @@ def _bound(conn, issuer: TrustedIssuer, claims, match: Match) -> bool:
 def _mint(b: Broker, conn, issuer: TrustedIssuer, claims, package: str, match: Match) -> str:
     token = new_token()
     accounts.insert_token(conn, digest=token_digest(token), display=token_display_prefix(token), user_id=None,
-                          kind=TokenKind.TRUST, name=f"oidc:{claims.repository}", trust_package=package,
+                          kind=TokenKind.TRUST, name=f"oidc:{issuer.provider.subject(claims)}", trust_package=package,
                           trust_permissions=sorted(match.permissions),
                           trust_relationships=[r.id for r in match.granted],
-                          origin=_origin(issuer.provider.seen(claims)),
+                          origin=issuer.provider.origin(claims),
                           expires_at=time.time() + b.settings.oidc_token_ttl)
     return token
-
-
-def _origin(seen: dict) -> dict:
-    """What a stage made with this token shows its approver about where it was built."""
-    keys = ("repository", "workflow_ref", "ref", "sha", "run_id", "run_attempt", "actor", "environment")
-    return {k: seen[k] for k in keys if seen.get(k)}
 
 
 def _no_match(issuer: TrustedIssuer, claims, package: str, match: Match, trust: PackageTrust) -> ExchangeRefused:
@@ -216,9 +210,10 @@ def _no_match(issuer: TrustedIssuer, claims, package: str, match: Match, trust: 
     shown = dict.fromkeys([*issuer.provider.shown_claims, *failed])
     presented = ", ".join(f"{k}={getattr(claims, k, None)!r}" for k in shown)
     if not failed:  # no relationship of this provider
-        return ExchangeRefused(403, f"{package} has no trust relationships; an owner can add one with "
-                               f"`npm trust {issuer.provider.type} {package} --repo <owner/repo> "
-                               f"--file <workflow.yml> --allow-stage-publish`. The token presents: {presented}",
+        kind = issuer.provider.type
+        return ExchangeRefused(403, f"{package} has no trust relationships for {kind} jobs; an owner can add one "
+                               f"with `npm trust {kind} {package} {issuer.provider.create_hint} "
+                               f"--allow-stage-publish`. The token presents: {presented}",
                                code="oidc.no-relationships")
     return ExchangeRefused(403, f"no trust relationship of {package} matches this token: the "
                            f"{', '.join(failed)} check{'s' if len(failed) > 1 else ''} failed. The token "

@@ -17,6 +17,7 @@ from .http import Req, json_response
 from .lookup import package_name, writable_package
 
 MAX_PER_REQUEST = 10
+MAX_PER_PACKAGE = 10  # as npmjs.com: every relationship is a way in, and each exchange tries them all
 
 
 def describe(relationship: TrustRelationship) -> dict[str, Any]:
@@ -55,6 +56,10 @@ def create(b: Broker, req: Req):
     cred, user, _ = writable_package(b, req, name, Action.TRUST_CHANGE)
     created = []
     with b.db.write() as conn:
+        existing = trust_store.relationship_count(conn, name.name)
+        if existing + len(configs) > MAX_PER_PACKAGE:
+            raise conflict(f"{name} has {existing} trust relationships and may have at most {MAX_PER_PACKAGE}: "
+                           "revoke one first (`npm trust list`, `npm trust revoke`)", code="trust.limit")
         for provider, config, permissions in configs:
             relationship = trust_store.add_relationship(conn, name.name, provider, config, permissions, user.name)
             if relationship is None:

@@ -102,6 +102,7 @@ class GitHubProvider:
         "workflow", "workflow_sha", "job_workflow_ref", "job_workflow_sha", "repository_owner",
         "repository_visibility", "enterprise", "enterprise_id", "check_run_id"})
     shown_claims: ClassVar[tuple[str, ...]] = ("repository", "workflow_ref", "environment")
+    create_hint: ClassVar[str] = "--repo <owner/repo> --file <workflow.yml>"
 
     def config_from_request(self, raw: Any) -> GitHubConfig:
         try:
@@ -110,6 +111,16 @@ class GitHubProvider:
             first = exc.errors()[0]
             raise InvalidConfig(f"claims.{'.'.join(map(str, first['loc']))}: {first['msg']} "
                                 "(expected --repo owner/repo and --file <workflow>.yml)") from None
+
+    def subject(self, claims: GitHubClaims) -> str:
+        return claims.repository
+
+    def origin(self, claims: GitHubClaims) -> dict[str, str]:
+        """Where the job ran, in the keys a stage shows its approver."""
+        values = {"repository": claims.repository, "workflow_ref": claims.workflow_ref, "ref": claims.ref,
+                  "sha": claims.sha, "run_id": claims.run_id, "run_attempt": claims.run_attempt,
+                  "actor": claims.actor, "environment": claims.environment}
+        return {k: v for k, v in values.items() if v}
 
     def seen(self, claims: GitHubClaims) -> dict[str, Any]:
         return {"repository": claims.repository, "workflow_ref": claims.workflow_ref,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .github import GitHubProvider
+from .gitlab import GitLabProvider
 from .trust import Provider
 
-PROVIDERS: dict[str, Provider] = {GitHubProvider.type: GitHubProvider()}
+PROVIDERS: dict[str, Provider] = {GitHubProvider.type: GitHubProvider(), GitLabProvider.type: GitLabProvider()}

@@ -1,6 +1,6 @@
 """Trust relationships: which CI identities may publish or stage a package, and the matching rules.
 
-A provider (GitHub Actions now; GitLab and CircleCI later) declares, as in pypi/warehouse, a table
+A provider (GitHub Actions, GitLab CI/CD; CircleCI later) declares, as in pypi/warehouse, a table
 of its token's claims: the claim name keys the check that reads it. Required claims must be present
 before any check runs; optional claims are checked only when the relationship configures them;
 bound claims are pinned at the first successful exchange; unchecked claims are read on purpose and
@@ -62,8 +62,11 @@ class Provider(Protocol):
     bound_claims: ClassVar[tuple[str, ...]]
     unchecked_claims: ClassVar[frozenset[str]]
     shown_claims: ClassVar[tuple[str, ...]]  # what a refusal quotes of the caller's token
+    create_hint: ClassVar[str]  # the `npm trust <type>` flags that name the identity
 
     def config_from_request(self, raw: Any) -> BaseModel: ...
+    def subject(self, claims: Any) -> str: ...  # who the job is, for the audit log and the token's name
+    def origin(self, claims: Any) -> dict[str, str]: ...  # where the job ran, shown to a stage's approver
     def seen(self, claims: Any) -> dict[str, Any]: ...
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..domain.github import GitHubProvider
+from ..domain.gitlab import GitLabProvider
 from ..domain.providers import PROVIDERS
 from ..domain.trust import Provider
 from ..settings import Settings
@@ -19,10 +20,9 @@ class TrustedIssuer:
 
 
 def trusted_issuers(settings: Settings) -> dict[str, TrustedIssuer]:
-    """Keyed by issuer URL. GitLab and CircleCI join here with their own provider classes."""
-    url = settings.oidc_github_issuer
-    github = TrustedIssuer(PROVIDERS[GitHubProvider.type], url, JwksCache(url))
-    return {github.issuer: github}
+    """Keyed by issuer URL; the settings make sure two providers never share one."""
+    configured = {settings.oidc_github_issuer: GitHubProvider.type, settings.oidc_gitlab_issuer: GitLabProvider.type}
+    return {url: TrustedIssuer(PROVIDERS[kind], url, JwksCache(url)) for url, kind in configured.items()}
 
 
 def providers() -> dict[str, Provider]:

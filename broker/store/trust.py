@@ -8,7 +8,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -75,6 +75,14 @@ def add_relationship(conn: Connection, package: str, provider: str, config: Base
         return None
     row = conn.execute(select(trust_relationships).where(trust_relationships.c.id == relationship_id)).one()
     return _relationship(row)
+
+
+def relationship_count(conn: Connection, package: str) -> int:
+    """How many relationships the package has, with its row locked (PostgreSQL: FOR UPDATE; SQLite
+    writes are serialized anyway) so that two concurrent additions cannot both pass a limit."""
+    conn.execute(select(packages.c.name).where(packages.c.name == package).with_for_update())
+    return conn.execute(select(func.count()).select_from(trust_relationships)
+                        .where(trust_relationships.c.package == package)).scalar_one()
 
 
 def remove_relationship(conn: Connection, package: str, relationship_id: str) -> bool:

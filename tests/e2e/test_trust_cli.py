@@ -100,7 +100,7 @@ def test_the_same_relationship_twice_is_a_409(accounts, tmp_path):
 def test_trust_of_an_unsupported_provider_is_a_400(accounts, tmp_path):
     account, name, _ = owned_package(accounts, tmp_path)
     response = account.http("POST", f"-/package/{name}/trust", otp=True, json=[{
-        "type": "gitlab", "claims": {"project_path": "g/p", "ci_config_ref_uri": {"file": ".gitlab-ci.yml"}},
+        "type": "jenkins", "claims": {"job": "release"},
         "permissions": ["createPackage"]}])
     assert response.status_code == 400 and "not supported" in response.json()["error"]
 

@@ -1,5 +1,6 @@
-"""A fake GitHub Actions OIDC issuer: real RSA keys, discovery, JWKS, signed JWTs, and the
-runner's ID-token request endpoint that npm and the action call."""
+"""A fake CI OIDC issuer, shaped like GitHub Actions, GitLab CI/CD or CircleCI: real RSA keys,
+discovery, JWKS, signed JWTs with the provider's claims, and the job environment npm reads (GitHub's
+ID-token request endpoint, or `NPM_ID_TOKEN` for GitLab and CircleCI)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,9 @@ def _rsa_key() -> rsa.RSAPrivateKey:
 
 
 class FakeIssuer:
-    def __init__(self) -> None:
+    def __init__(self, kind: str = "github") -> None:
+        assert kind in ("github", "gitlab", "circleci"), kind
+        self.kind = kind
         self.key = _rsa_key()
         self.kid = "test-key-1"
         self.rogue_key = _rsa_key()  # never published in the JWKS
@@ -43,13 +46,35 @@ class FakeIssuer:
         self._server.shutdown()
 
     # --- tokens ----------------------------------------------------------------------------
-    def claims(self, audience: str = "npm:127.0.0.1", repository: str = "acme/widget",
-               workflow: str = "release.yml", **overrides) -> dict:
+    def claims(self, audience: str = "npm:127.0.0.1", **overrides) -> dict:
         now = int(time.time())
+        standard = {"iss": self.url, "aud": audience, "jti": str(uuid.uuid4()), "iat": now, "nbf": now,
+                    "exp": now + 300}
+        shaped = {"github": self._github, "gitlab": self._gitlab}[self.kind]
+        claims = {**standard, **shaped(**overrides)}
+        return {k: v for k, v in claims.items() if v is not None}
+
+    def _gitlab(self, project: str = "acme/widget", file: str = ".gitlab-ci.yml", **overrides) -> dict:
+        """Claims as GitLab.com documents them for a job on a protected branch, GitLab-hosted runner."""
+        namespace = project.rsplit("/", 1)[0]
+        host = self.url.split("://", 1)[1]
+        claims = {
+            "sub": f"project_path:{project}:ref_type:branch:ref:main", "namespace_id": "3003",
+            "namespace_path": namespace, "project_id": "4004", "project_path": project, "user_id": "55",
+            "user_login": "gitlab-dev", "user_email": "dev@example.com", "user_access_level": "maintainer",
+            "pipeline_id": "888", "pipeline_source": "push", "job_id": "999", "ref": "main", "ref_type": "branch",
+            "ref_path": "refs/heads/main", "ref_protected": "true", "runner_id": 12,
+            "runner_environment": "gitlab-hosted", "sha": "0123456789abcdef0123456789abcdef01234567",
+            "project_visibility": "private", "ci_config_ref_uri": f"{host}/{project}//{file}@refs/heads/main",
+            "ci_config_sha": "0123456789abcdef0123456789abcdef01234567",
+        }
+        claims.update(overrides)
+        return claims
+
+    def _github(self, repository: str = "acme/widget", workflow: str = "release.yml", **overrides) -> dict:
         owner = repository.split("/")[0]
         claims = {
-            "iss": self.url, "aud": audience, "sub": f"repo:{repository}:ref:refs/heads/main",
-            "jti": str(uuid.uuid4()), "iat": now, "nbf": now, "exp": now + 300,
+            "sub": f"repo:{repository}:ref:refs/heads/main",
             "repository": repository, "repository_id": "1001", "repository_owner": owner,
             "repository_owner_id": "2002", "workflow_ref": f"{repository}/.github/workflows/{workflow}@refs/heads/main",
             "job_workflow_ref": f"{repository}/.github/workflows/{workflow}@refs/heads/main",
@@ -57,7 +82,7 @@ class FakeIssuer:
             "run_attempt": "1", "actor": "octocat", "event_name": "push", "repository_visibility": "private",
         }
         claims.update(overrides)
-        return {k: v for k, v in claims.items() if v is not None}
+        return claims
 
     def sign(self, claims: dict, *, key=None, kid: str | None = "default", alg: str = "RS256") -> str:
         headers = {"kid": self.kid if kid == "default" else kid} if kid is not None else {}
@@ -71,7 +96,12 @@ class FakeIssuer:
                                                   serialization.PublicFormat.SubjectPublicKeyInfo)
 
     def job(self, **claim_overrides) -> dict[str, str]:
-        """The environment GitHub gives a job with `id-token: write`, bound to these claims."""
+        """The environment the CI gives a job that may ask for an ID token, bound to these claims:
+        GitHub's request endpoint (`id-token: write`), or the token itself in `NPM_ID_TOKEN` (GitLab's
+        `id_tokens: NPM_ID_TOKEN: aud: npm:<host>`, CircleCI's)."""
+        if self.kind != "github":
+            flag = {"gitlab": "GITLAB_CI", "circleci": "CIRCLECI"}[self.kind]
+            return {flag: "true", "NPM_ID_TOKEN": self.token(**claim_overrides)}
         job_id = uuid.uuid4().hex
         self.jobs[job_id] = claim_overrides
         return {"GITHUB_ACTIONS": "true", "ACTIONS_ID_TOKEN_REQUEST_URL": f"{self.url}/token?job={job_id}",
