@@ -152,7 +152,6 @@ def _refuse_while_backing_off(conn, account: str, address: str, now: float) -> N
     by_address = accounts.password_failures_since(conn, address=address, since=now - PASSWORD_ADDRESS.window)
     wait = max(PASSWORD_ACCOUNT.wait(*by_account, now), PASSWORD_ADDRESS.wait(*by_address, now))
     if wait > 0:
-        metrics.otp_failed("rate-limited")
         seconds = math.ceil(wait)
         raise RegistryError(429, f"too many wrong passwords for this account or from this address: try again in "
                                  f"{seconds} s", code="auth.rate-limited", headers={"retry-after": str(seconds)})
