@@ -114,6 +114,8 @@ def test_without_a_token_loopback_clients_may_scrape(broker):
     response = httpx.get(broker.url + "-/metrics", timeout=30)
     assert response.status_code == 200, response.text
     assert any(f.name == "stagegate_http_requests" for f in text_string_to_metric_families(response.text))
+    proxied = httpx.get(broker.url + "-/metrics", headers={"x-forwarded-for": "203.0.113.9"}, timeout=30)
+    assert proxied.status_code == 403 and proxied.json()["code"] == "forbidden"
 
 
 def test_a_body_on_the_metrics_route_is_not_read_as_an_upload(guarded):
@@ -148,3 +150,42 @@ def test_each_committed_audit_event_is_mirrored_to_the_log_once(guarded, guarded
     assert outcomes[0] == "granted" and outcomes[1].startswith("refused 403")
     log = guarded.log()
     assert account.token not in log and account.password not in log and "eyJ" not in log
+
+
+def test_a_blob_store_failure_is_counted_as_one(guarded, guarded_accounts):
+    if guarded.env.get("STAGEGATE_BLOB_URL"):
+        pytest.skip("the failure is made on the filesystem blob store (S3 backend here)")
+    account = guarded_accounts.create()
+    before = samples(scrape_text(guarded))
+    blobs = guarded.data_dir / "blobs"
+    moved_aside = blobs.with_name("blobs-aside")
+    blobs.rename(moved_aside)
+    blobs.write_text("a file where the blob directory should be: every write of a blob fails\n")
+    try:
+        name = unique_name()
+        response = account.http("PUT", name, json=publish_document(name, "1.0.0"))
+        assert response.status_code == 500, response.text
+    finally:
+        blobs.unlink()
+        moved_aside.rename(blobs)
+    after = samples(scrape_text(guarded))
+    assert value(after, "stagegate_internal_errors_total", kind="blob-store") - \
+        value(before, "stagegate_internal_errors_total", kind="blob-store") == 1
+    assert value(after, "stagegate_http_requests_total", route="/{pkg}", method="PUT", status="500") - \
+        value(before, "stagegate_http_requests_total", route="/{pkg}", method="PUT", status="500") == 1
+
+
+def test_with_a_multiprocess_directory_the_scrape_adds_up_the_files(backends, broker_env, tmp_path, npm_cache):
+    shared = tmp_path / "prometheus"
+    shared.mkdir()
+    process = backends.broker(env={**broker_env, "PROMETHEUS_MULTIPROC_DIR": str(shared)})
+    try:
+        for _ in range(3):
+            assert httpx.get(process.url + "-/ping", timeout=30).status_code == 200
+        text = httpx.get(process.url + "-/metrics", timeout=30).text
+        assert any(shared.glob("counter_*.db")), "the samples are written to the shared directory"
+        scraped = samples(text)
+        assert value(scraped, "stagegate_http_requests_total", route="/-/ping", method="GET", status="200") >= 3
+        assert ("stagegate_stages_pending", ()) in scraped
+    finally:
+        process.stop()

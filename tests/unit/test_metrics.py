@@ -46,6 +46,15 @@ def test_without_a_token_only_loopback_clients_may_scrape(client, allowed):
         assert refused.value.status == 403 and "STAGEGATE_METRICS_TOKEN" in refused.value.error
 
 
+@pytest.mark.parametrize("header", ["X-Forwarded-For", "Forwarded", "X-Real-IP"])
+def test_without_a_token_a_request_forwarded_by_a_local_proxy_is_refused(header):
+    req = request_from("127.0.0.1")
+    req.headers = Headers({header: "203.0.113.9"})
+    with pytest.raises(RegistryError) as refused:
+        allow_scrape(None, req)
+    assert refused.value.status == 403
+
+
 @pytest.mark.parametrize("client", ["127.0.0.1", "10.0.0.7"])
 def test_with_a_token_every_client_must_send_it(client):
     allow_scrape("s3cret", request_from(client, "Bearer s3cret"))
