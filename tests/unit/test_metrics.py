@@ -6,6 +6,7 @@ import logging
 import threading
 
 import pytest
+from sqlalchemy import select
 from starlette.datastructures import Headers
 
 from broker.api.http import Req
@@ -15,7 +16,7 @@ from broker.errors import RegistryError
 from broker.metrics import error_kind, route_template
 from broker.store import audit
 from broker.store.db import Database
-from broker.store.tables import metadata
+from broker.store.tables import audit_log, metadata
 
 
 @pytest.mark.parametrize(("pattern", "template"), [
@@ -131,4 +132,4 @@ def test_a_group_commit_logs_each_kept_event_once_and_the_failed_calls_never(db,
         grouped[1].result(10)
     assert sorted(mirrored(caplog)) == ["first", "ok", "ok"]
     with db.read() as conn:
-        assert sorted(e["event"] for e in audit.events(conn)) == ["first", "ok", "ok"]
+        assert sorted(row.event for row in conn.execute(select(audit_log))) == ["first", "ok", "ok"]
