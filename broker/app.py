@@ -12,7 +12,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from . import metrics
 from .api import access, audit, disttags, health, keys, oidc, packages, profile, stage, tokens, trust, users
+from .api import metrics as metrics_api
 from .api.auth import refuse_trust_token
 from .api.context import Broker
 from .domain.trust import CREATE_PACKAGE, CREATE_STAGED_PACKAGE
@@ -35,6 +37,7 @@ def routes(b: Broker) -> list[Route]:
         route("GET", r"/-/ping", health.ping, trust_ok=True),
         route("GET", r"/-/healthz", health.healthz, trust_ok=True),
         route("GET", r"/-/npm/v1/keys", keys.keys, trust_ok=True),
+        route("GET", r"/-/metrics", metrics_api.scrape, trust_ok=True),
         # The exchange has no body (the JWT is the Authorization header): any body is a 413 unread.
         route("POST", r"/-/npm/v1/oidc/token/exchange/package/{pkg}", oidc.exchange, max_body=0, trust_ok=True,
               anonymous_body=True),
@@ -91,6 +94,7 @@ class _InFlight:
     budget_taken: int = 0
     body_pending: bool = False  # a body the client sent (or is sending) that was not read in full
     status: int | None = None
+    route: str = metrics.UNMATCHED  # the matched route's template: the metrics' label, never the raw path
 
 
 class RegistryApp:
@@ -129,6 +133,7 @@ class RegistryApp:
             held.payload.close()
             self.budget.give_back(held.budget_taken)
             if held.status is not None:
+                metrics.observe_request(held.route, request.method, held.status, time.monotonic() - started)
                 access_log.info("%s %s %d", request.method, raw_path, held.status,
                                 extra={"method": request.method, "path": redact(raw_path), "status": held.status,
                                        "duration_ms": round((time.monotonic() - started) * 1000, 1),
@@ -155,6 +160,7 @@ class RegistryApp:
                 if exists:
                     raise RegistryError(405, f"{method} is not supported on {raw_path}")
                 raise RegistryError(404, f"not found: {raw_path}")
+            held.route = metrics.route_template(matched.pattern.pattern)
             declared_length(request.headers.get("content-length"), matched.max_body)
             client = request.client.host if request.client else None
             req = Req(method, raw_path, params, parse_query(request.scope.get("query_string", b"")),
@@ -176,7 +182,8 @@ class RegistryApp:
             return error_response(exc)
         except ClientGone:
             raise
-        except Exception:  # the last resort: log it, tell the client something went wrong on our side
+        except Exception as exc:  # the last resort: log it, tell the client something went wrong on our side
+            metrics.internal_error(exc)
             log.exception("unhandled error on %s %s", method, redact(raw_path))
             return error_response(RegistryError(500, "internal error in the registry; see its log"))
         if method == "HEAD":

@@ -97,6 +97,7 @@ def logging_config(level: str, fmt: str) -> dict[str, Any]:
             "uvicorn.error": {"handlers": [], "propagate": True, "level": level.upper()},
             # uvicorn's own access line prints the raw path; the broker writes its own (stagegate.access).
             "uvicorn.access": {"handlers": [], "propagate": False, "level": "CRITICAL"},
+            "stagegate.audit": {"level": "INFO"},  # the audit mirror is written whatever the level
             "httpx": {"level": "WARNING"},
             "httpcore": {"level": "WARNING"},
         },

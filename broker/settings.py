@@ -66,6 +66,10 @@ class Settings(BaseSettings):
         default="json", description="Log lines as JSON objects (one per line) or plain text for local runs."
     )
     session_token_days: int = Field(default=30, gt=0, description="Lifetime of login tokens.")
+    metrics_token: str | None = Field(
+        default=None,
+        description="Bearer token a scraper of /-/metrics must send. Unset: /-/metrics answers loopback clients only.",
+    )
     oidc_github_issuer: str = Field(
         default="https://token.actions.githubusercontent.com",
         description="The GitHub Actions OIDC issuer; its JWKS comes from its discovery document.",

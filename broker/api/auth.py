@@ -21,6 +21,7 @@ import os
 import time
 from dataclasses import replace
 
+from .. import metrics
 from ..domain.credentials import Allowed, Credential, Decision, OtpRequired, Refused, TokenKind
 from ..errors import RegistryError, forbidden, otp_required, unauthorized
 from ..security import totp
@@ -254,6 +255,7 @@ def check_otp(b: Broker, user: User, otp: str, secret: bytes | None = None, *, u
             audit.record(conn, "otp.failed", actor=user.name, reason="reused" if step is not None else "wrong",
                          failures=failures + 1)
     if outcome is None:
+        metrics.otp_failed("reused" if step is not None else "invalid")
         reason = "was already used" if step is not None else "is wrong or expired"
         raise RegistryError(401, f"this one-time password {reason}: wait for the next code from your "
                                  "authenticator and try again", code="otp.invalid", headers={"www-authenticate": "OTP"})
@@ -265,6 +267,7 @@ def _refuse_while_otp_backs_off(conn, user: User, now: float) -> int:
     failures, last = accounts.otp_failures_since(conn, user.id, now - OTP.window)
     wait = OTP.wait(failures, last, now)
     if wait > 0:
+        metrics.otp_failed("rate-limited")
         seconds = math.ceil(wait)
         raise RegistryError(429, f"too many wrong one-time passwords on this account: try again in {seconds} s",
                             code="otp.rate-limited", headers={"retry-after": str(seconds)})

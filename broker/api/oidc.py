@@ -17,6 +17,7 @@ from dataclasses import asdict
 
 from starlette.responses import Response
 
+from .. import metrics
 from ..domain.credentials import TokenKind
 from ..domain.packument import iso
 from ..domain.trust import Match, binding, matching_relationships, missing_required_claims, unknown_claims
@@ -79,6 +80,16 @@ _REPORTED_CLAIMS: set[str] = set()
 async def exchange(b: Broker, req: Req) -> Response:
     """On the event loop: the verification is a few hundred microseconds of CPU, the writes go to the
     group-commit thread, and only a JWKS fetch (a key not cached yet) goes to the cache's own thread."""
+    try:
+        response = await _exchange(b, req)
+    except RegistryError as exc:
+        metrics.exchange_refused(exc.code)
+        raise
+    metrics.exchange_granted()
+    return response
+
+
+async def _exchange(b: Broker, req: Req) -> Response:
     name = package_name(req)
     issuer, claims = await _verified_claims(b, req)
     _report_unknown_claims(issuer, claims)

@@ -14,20 +14,31 @@ from collections.abc import Iterator
 from sqlalchemy import ColumnElement, Connection, Select, and_, delete, func, insert, select, true
 
 from ..domain.audit import AuditFilter, Entry, scrubbed
+from .db import after_commit
 from .tables import audit_log
 
 log = logging.getLogger("stagegate")
+mirror_log = logging.getLogger("stagegate.audit")
 
 PRUNE_BATCH = 5000
 
 
 def record(conn: Connection, event: str, *, actor: str | None, package: str | None = None, **detail) -> None:
+    """Insert the event (scrubbed of secrets); once its transaction commits, the same event goes to
+    the log too (one line, logger `stagegate.audit`), so a record that was rolled back is never logged."""
     clean, slipped = scrubbed(detail)
     actor, slipped_actor = scrubbed(actor, "actor")
     if slipped or slipped_actor:  # a caller tried to record a secret: say where, never what
         log.warning("audit: redacted %s in a %s event", ", ".join(slipped + slipped_actor), event)
-    conn.execute(_INSERT, {"at": time.time(), "event": event, "actor": actor, "package": package,
-                           "detail": json.dumps(clean, sort_keys=True, default=str)})
+    row = {"at": time.time(), "event": event, "actor": actor, "package": package,
+           "detail": json.dumps(clean, sort_keys=True, default=str)}
+    conn.execute(_INSERT, row)
+    after_commit(conn, lambda: _mirror(row))
+
+
+def _mirror(row: dict) -> None:
+    mirror_log.info("audit %s", row["event"], extra={"event": row["event"], "actor": row["actor"],
+                                                     "package": row["package"], "detail": json.loads(row["detail"])})
 
 
 _INSERT = insert(audit_log)  # built once: every exchange and write records an event

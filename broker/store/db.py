@@ -36,6 +36,19 @@ def _sqlite_engine(url: str, begin: str) -> Engine:
 
 T = TypeVar("T")
 
+_AFTER_COMMIT = "stagegate.after_commit"
+
+
+def after_commit(conn: Connection, action: Callable[[], None]) -> None:
+    """Run `action` once the write transaction of `conn` has committed; a rolled-back transaction
+    (including a group commit's attempt that one call made fail) drops it. Outside `Database.write`
+    (a plain connection) it runs at once."""
+    queued = conn.info.get(_AFTER_COMMIT)
+    if queued is None:
+        action()
+    else:
+        queued.append(action)
+
 
 class GroupCommit:
     """Group commit on a writer thread of its own: calls queue up while a group commits, then all of
@@ -144,8 +157,17 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
+        """One transaction; what `after_commit` queued on it runs once it has committed (never after a
+        rollback: an exception out of the block skips it)."""
+        queued: list[Callable[[], None]] = []
         with self._write_lock, self._writer.begin() as conn:
-            yield conn
+            conn.info[_AFTER_COMMIT] = queued
+            try:
+                yield conn
+            finally:
+                conn.info.pop(_AFTER_COMMIT, None)
+        for action in queued:
+            action()
 
     def write_grouped(self, work: Callable[[Connection], T]) -> Future[T]:
         """Run `work` in a write transaction that it may share with other concurrent calls: one commit
