@@ -51,7 +51,8 @@ def test_path_tricks_in_names_are_refused(accounts, path):
     account = accounts.create()
     response = account.http("PUT", path, json=publish_document("x", "1.0.0"))
     assert response.status_code == 400, response.text
-    assert "invalid package name" in response.json()["error"]
+    # A NUL is refused for any path before routing goes further (PostgreSQL text cannot hold one).
+    assert ("NUL character" if "%00" in path else "invalid package name") in response.json()["error"]
 
 
 def test_document_for_another_name_than_the_url_is_refused(accounts):

@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from broker.domain.github import GitHubConfig
 from broker.domain.credentials import TokenKind
 from broker.runtime import build_broker
 from broker.settings import Settings
@@ -31,13 +32,17 @@ def token(conn, kind: TokenKind, **fields) -> str:
     return accounts.insert_token(conn, digest=uuid.uuid4().hex, display="sg_test", kind=kind, **fields).id
 
 
+def _config(repository: str) -> GitHubConfig:
+    return GitHubConfig.model_validate({"repository": repository, "workflow_ref": {"file": "release.yml"}})
+
+
 def test_a_trust_token_is_granted_until_one_of_its_relationships_goes(b):
     name = unique_name("revoked")
     with b.db.write() as conn:
         user = accounts.create_user(conn, name, f"{name}@example.com", "not a real hash")
         assert registry.create_package(conn, name, user.id, "public")
-        kept = trust_store.add_relationship(conn, name, "github", {"repository": "a/b"}, ["createPackage"], name)
-        gone = trust_store.add_relationship(conn, name, "github", {"repository": "a/c"}, ["createPackage"], name)
+        kept = trust_store.add_relationship(conn, name, "github", _config("a/b"), ["createPackage"], name)
+        gone = trust_store.add_relationship(conn, name, "github", _config("a/c"), ["createPackage"], name)
         minted = token(conn, TokenKind.TRUST, user_id=None, trust_package=name,
                        trust_relationships=[kept.id, gone.id])
     with b.db.write() as conn:
