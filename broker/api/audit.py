@@ -9,6 +9,7 @@ import random
 import time
 
 from anyio import to_thread
+from starlette.responses import Response
 
 from ..domain.audit import AuditFilter, InvalidFilter, event_filter, instant, may_read_history
 from ..domain.staging import page_of
@@ -34,7 +35,7 @@ def history_filter(req: Req, package: str | None) -> AuditFilter:
         raise bad_request(str(exc)) from None
 
 
-def package_history(b: Broker, req: Req):
+def package_history(b: Broker, req: Req) -> Response:
     """Newest first, `page`/`perPage` as `/-/stage`; for owners with 2FA, an OTP every time."""
     name = package_name(req)
     cred, user = require_account(b, req)  # a trust token was refused before this (the route is not trust_ok)

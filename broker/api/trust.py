@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel
+from starlette.responses import Response
 
 from ..domain.credentials import Action
 from ..domain.trust import PERMISSIONS, InvalidConfig, TrustRelationship, config_document
@@ -50,7 +51,7 @@ def _parsed(b: Broker, raw: Any) -> list[tuple[str, BaseModel, list[str]]]:
     return parsed
 
 
-def create(b: Broker, req: Req):
+def create(b: Broker, req: Req) -> Response:
     name = package_name(req)
     configs = _parsed(b, req.json())
     cred, user, _ = writable_package(b, req, name, Action.TRUST_CHANGE)
@@ -72,7 +73,7 @@ def create(b: Broker, req: Req):
     return json_response([describe(r) for r in created], status=201)
 
 
-def list_relationships(b: Broker, req: Req):
+def list_relationships(b: Broker, req: Req) -> Response:
     name = package_name(req)
     cred, user = require_account(b, req)
     with b.db.read() as conn:
@@ -84,7 +85,7 @@ def list_relationships(b: Broker, req: Req):
     return json_response([describe(r) for r in relationships])
 
 
-def revoke(b: Broker, req: Req):
+def revoke(b: Broker, req: Req) -> Response:
     name = package_name(req)
     cred, user, _ = writable_package(b, req, name, Action.TRUST_CHANGE)
     relationship_id = req.params["id"]
