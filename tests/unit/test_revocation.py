@@ -5,27 +5,12 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
-
-from broker.domain.github import GitHubConfig
 from broker.domain.credentials import TokenKind
-from broker.runtime import build_broker
-from broker.settings import Settings
+from broker.domain.github import GitHubConfig
 from broker.store import accounts, registry
 from broker.store import trust as trust_store
 from broker.store.revocation import token_still_granted
 from tests.support.packages import unique_name
-
-
-@pytest.fixture
-def b(backends, monkeypatch):
-    storage = backends.storage()
-    backends.upgrade(storage)
-    for key, value in storage.items():
-        monkeypatch.setenv(key, value)
-    broker = build_broker(Settings())
-    yield broker
-    broker.db.dispose()
 
 
 def token(conn, kind: TokenKind, **fields) -> str:

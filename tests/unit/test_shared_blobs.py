@@ -13,21 +13,8 @@ from broker.services import versions
 from broker.api import stage as stage_routes
 from broker.domain.credentials import Credential, TokenKind
 from broker.domain.publish import parse_publish_document
-from broker.runtime import build_broker
-from broker.settings import Settings
 from broker.store import accounts, registry, staging
 from tests.support.packages import publish_document, tarball, unique_name
-
-
-@pytest.fixture
-def b(backends, monkeypatch):
-    storage = backends.storage()
-    backends.upgrade(storage)
-    for key, value in storage.items():
-        monkeypatch.setenv(key, value)
-    broker = build_broker(Settings())
-    yield broker
-    broker.db.dispose()
 
 
 def owned_package(b) -> tuple[str, Credential]:
