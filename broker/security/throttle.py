@@ -32,9 +32,11 @@ class Backoff:
 
     def wait(self, failures: int, last_failure: float | None, now: float) -> float:
         """Seconds until the next attempt may be checked; 0 when it may be checked now."""
-        if last_failure is None or failures == 0:
+        delay = self.delay(failures)
+        if last_failure is None or failures == 0 or delay == 0:
+            # No wait while failures are free, even if a concurrent request recorded one after `now`.
             return 0.0
-        return max(0.0, last_failure + self.delay(failures) - now)
+        return max(0.0, last_failure + delay - now)
 
     def most_attempts(self, seconds: float) -> int:
         """The most attempts a guesser who always comes back exactly when allowed gets checked in

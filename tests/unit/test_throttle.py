@@ -76,3 +76,7 @@ def test_hashes_run_on_the_slots_own_threads_not_the_callers():
     slots = Slots(size=2, wait=1.0)
     names = {slots.run(lambda: threading.current_thread().name) for _ in range(20)}
     assert names and all(name.startswith("kdf") for name in names) and len(names) <= 2
+
+
+def test_a_free_failure_recorded_after_now_by_a_concurrent_request_means_no_wait():
+    assert OTP.wait(failures=2, last_failure=1000.5, now=1000.0) == 0.0
