@@ -1,32 +1,12 @@
 """The `stagegate-action` command: says which extra to install when the action's half is missing,
 instead of dying on the first import (`pip install stagegate` alone gives the shared core only).
-The same check as broker/entry.py: the action does not import the broker's package."""
+The check itself is broker/entry.py's (one module, importing nothing of the broker beyond it)."""
 
 from __future__ import annotations
 
-import re
 import sys
-from importlib import metadata
 
-
-def missing_requirements(extra: str, dist: str = "stagegate") -> list[str]:
-    """The distributions `dist[extra]` requires that are not installed (none when `dist` itself is not
-    installed, e.g. when run from a source checkout)."""
-    try:
-        requirements = metadata.requires(dist) or []
-    except metadata.PackageNotFoundError:
-        return []
-    wanted = [re.match(r"[A-Za-z0-9._-]+", req).group(0) for req in requirements
-              if re.search(rf"""extra\s*==\s*["']{re.escape(extra)}["']""", req)]
-    return [name for name in wanted if not _installed(name)]
-
-
-def _installed(name: str) -> bool:
-    try:
-        metadata.distribution(name)
-    except metadata.PackageNotFoundError:
-        return False
-    return True
+from broker.entry import missing_requirements  # broker/__init__ is empty: this loads only the check
 
 
 def main() -> int:
