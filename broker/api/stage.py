@@ -14,8 +14,9 @@ from ..domain.packument import iso
 from ..domain.publish import PublishRequest
 from ..domain.staging import (StageItem, actor_type, may_stage, page_of, parse_stage_id,
                               valid_idempotency_key)
-from ..errors import RegistryError, bad_request, conflict, forbidden, not_found
-from ..services.versions import check_version_free, commit_version, delete_unused_blobs
+from ..errors import bad_request, conflict, forbidden, not_found
+from ..services import review
+from ..services.versions import check_version_free, commit_version
 from ..store import audit, registry
 from ..store import staging as stage_store
 from ..store.accounts import User
@@ -156,26 +157,16 @@ def _review(b: Broker, req: Req) -> tuple[Credential, User, StageRow, str | None
 
 def approve(b: Broker, req: Req) -> Response:
     cred, user, stage, how = _review(b, req)
-    with b.db.write() as conn:
-        if not stage_store.publish_staged(conn, stage):
-            raise RegistryError(409, f"stage {stage.id} was approved or rejected meanwhile")
-        registry.set_tag(conn, stage.package, stage.tag, stage.version)
-        registry.touch(conn, stage.package, **({"readme": stage.readme} if stage.tag == "latest" else {}))
-        audit.record(conn, "stage.approved", actor=user.name, package=stage.package, version=stage.version,
-                     tag=stage.tag, stage_id=stage.id, auth=cred.kind.value, token_id=cred.token_id,
-                     second_factor=how, staged_by=stage.actor, integrity=stage.integrity)
+    review.approve(b, _reviewer(cred, user, how), stage)
     return json_response({"ok": True, "id": stage.id, "packageName": stage.package, "version": stage.version,
                           "tag": stage.tag})
 
 
 def reject(b: Broker, req: Req) -> Response:
     cred, user, stage, how = _review(b, req)
-    with b.db.write() as conn:
-        discarded = stage_store.discard_staged(conn, stage)
-        if discarded is None:
-            raise RegistryError(409, f"stage {stage.id} was approved or rejected meanwhile")
-        audit.record(conn, "stage.rejected", actor=user.name, package=stage.package, version=stage.version,
-                     stage_id=stage.id, auth=cred.kind.value, token_id=cred.token_id, second_factor=how,
-                     staged_by=stage.actor)
-    delete_unused_blobs(b, [discarded.blob] if discarded.blob else [])
+    review.reject(b, _reviewer(cred, user, how), stage)
     return json_response({"ok": True})
+
+
+def _reviewer(cred: Credential, user: User, how: str | None) -> review.Reviewer:
+    return review.Reviewer(user=user, auth=cred.kind.value, token_id=cred.token_id, second_factor=how)
