@@ -367,7 +367,7 @@ def _warnings(manifest: ManifestDiff, files: list[FileChange], old: Snapshot | N
         if kind in INSTALLED_DEPENDENCY_KINDS:
             for change in changes:
                 if change.status == "added":
-                    found.append(Warning("new-dependency", f"new {kind} entry {change.key} {change.new}"))
+                    found.append(Warning("new-dependency", f"new dependency {change.key} {change.new} ({kind})"))
     for change in manifest.bin:
         if change.status != "removed":
             found.append(Warning("new-bin", f"{change.status} command `{change.key}` -> {change.new}"))
