@@ -24,7 +24,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from ..domain import review_page
 from ..domain.credentials import Action, Credential, TokenKind, second_factor
 from ..domain.review_diff import ReviewDiff, Snapshot, compare, snapshot
-from ..domain.staging import page_of
+from ..domain.staging import page_of, parse_stage_id
 from ..domain.tarball import InvalidTarball
 from ..errors import RegistryError
 from ..security.throttle import Busy, Slots
@@ -131,7 +131,9 @@ def _html(handler: Callable[[Broker, Req], Response]) -> Callable[[Broker, Req],
         try:
             return handler(b, req)
         except RegistryError as exc:
-            return _error(b, req.extra.get("review-session"), exc)
+            stage_id = parse_stage_id(req.params.get("id", ""))
+            back = f"stage/{stage_id}" if stage_id and exc.status not in (404, 409) else ""
+            return _error(b, req.extra.get("review-session"), exc, back)
     wrapped.__name__ = handler.__name__
     wrapped.__doc__ = handler.__doc__
     return wrapped

@@ -176,3 +176,32 @@ def test_reject_from_the_page_frees_the_version(accounts, client, broker):
     [(_, actor, detail)] = broker.audit("stage.rejected", name)
     assert actor == owner.name and detail["auth"] == "web"
 
+
+
+def test_malformed_forms_get_a_4xx_page(accounts, client):
+    owner, _, stage_id = staged_package(accounts)
+    client.signed_in(owner)
+    path = f"stage/{stage_id}/approve"
+    as_json = client.post(path, {}, content=b'{"otp": "1"}', headers={"content-type": "application/json"})
+    bad_escape = client.post(path, {}, content=b"csrf=%ff&otp=1",
+                             headers={"content-type": "application/x-www-form-urlencoded"})
+    many = client.post(path, {f"f{i}": "1" for i in range(50)})
+    too_large = client.post(path, {"csrf": "x" * 5000})
+    assert [r.status_code for r in (as_json, bad_escape, many)] == [400, 400, 400]
+    assert all(r.headers["content-type"].startswith("text/html") for r in (as_json, bad_escape, many))
+    assert too_large.status_code == 413
+    assert owner.http("GET", f"-/stage/{stage_id}").status_code == 200
+
+
+def test_an_expired_session_is_signed_out(accounts, client, broker):
+    import sqlalchemy
+
+    owner, _, _ = staged_package(accounts)
+    client.signed_in(owner)
+    assert client.get("").status_code == 200
+    engine = sqlalchemy.create_engine(broker.database_url)
+    with engine.begin() as conn:  # the clock moved 12 hours on
+        conn.execute(sqlalchemy.text("update tokens set expires_at = expires_at - 43201 where kind = 'web' and "
+                                     "user_id = (select id from users where name = :n)"), {"n": owner.name})
+    engine.dispose()
+    assert client.get("").status_code == 303
