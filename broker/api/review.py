@@ -199,11 +199,11 @@ def signin(b: Broker, req: Req) -> Response:
         return _signin_page(b, 403, "This sign-in form expired or was not made by this page: try again.")
     name, password, otp = form.get("username", "")[:214], form.get("password", ""), form.get("otp", "")
     try:
-        user = _signed_in_user(b, req, name, password, otp)
+        user, how = _signed_in_user(b, req, name, password, otp)
     except RegistryError as exc:  # backing off (429) or busy (503): the same words whichever part it was
         seconds = exc.headers.get("retry-after", "")
-        return _signin_page(b, exc.status, f"Too many sign-in attempts or the registry is busy: try again in "
-                                           f"{seconds or 'a few'} s.", name, {"retry-after": seconds} if seconds else None)
+        message = f"Too many sign-in attempts or the registry is busy: try again in {seconds or 'a few'} s."
+        return _signin_page(b, exc.status, message, name, {"retry-after": seconds} if seconds else None)
     if user is None:
         return _signin_page(b, 401, SIGNIN_FAILED, name)
     token = new_token()
@@ -211,24 +211,24 @@ def signin(b: Broker, req: Req) -> Response:
         row = accounts.insert_token(conn, digest=token_digest(token), display=token_display_prefix(token),
                                     user_id=user.id, kind=TokenKind.WEB, name="review page",
                                     expires_at=time.time() + SESSION_SECONDS)
-        audit.record(conn, "web.signed-in", actor=user.name, token_id=row.id, second_factor="otp")
+        audit.record(conn, "web.signed-in", actor=user.name, token_id=row.id, second_factor=how)
     return _redirect(b, "", cookies=[_cookie(b, COOKIE, token, SESSION_SECONDS), _cookie(b, SIGNIN_COOKIE, "", 0)])
 
 
-def _signed_in_user(b: Broker, req: Req, name: str, password: str, otp: str) -> User | None:
-    """The account when all three are right (password and OTP throttled as for `npm login`), else None."""
+def _signed_in_user(b: Broker, req: Req, name: str, password: str, otp: str) -> tuple[User | None, str]:
+    """The account when all three are right (password and OTP throttled as for `npm login`), else None;
+    and how the second factor was given ("otp", "recovery-code")."""
     if not name or not password:
-        return None
+        return None, ""
     user = checked_password(b, req, name, password)
     if user is None or user.tfa_mode is None or user.tfa_pending or not otp.strip():
-        return None
+        return None, ""
     try:
-        check_otp(b, user, otp)
+        return user, check_otp(b, user, otp[:64])
     except RegistryError as exc:
         if exc.status == 401:
-            return None
+            return None, ""
         raise
-    return user
 
 
 @_html
@@ -373,4 +373,5 @@ def approve(b: Broker, req: Req) -> Response:
 def reject(b: Broker, req: Req) -> Response:
     session, stage, reviewer = _decision(b, req)
     review.reject(b, reviewer, stage)
-    return _done(b, session, "Rejected", f"{stage.package}@{stage.version} is rejected; its version number is free again.")
+    return _done(b, session, "Rejected",
+                 f"{stage.package}@{stage.version} is rejected; its version number is free again.")
