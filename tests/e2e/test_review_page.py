@@ -205,3 +205,32 @@ def test_an_expired_session_is_signed_out(accounts, client, broker):
                                      "user_id = (select id from users where name = :n)"), {"n": owner.name})
     engine.dispose()
     assert client.get("").status_code == 303
+
+
+def test_a_ci_stage_shows_its_job_and_nothing_it_holds_is_markup(accounts, client, issuer):
+    from tests.support.trust import github_relationship, trust_token
+
+    owner = accounts.create("ci-review")
+    name = unique_name("review-ci")
+    v1 = tarball({"name": name, "version": "1.0.0"}, {"package/index.js": b"module.exports = 1\n"})
+    assert owner.http("PUT", name, json=publish_document(name, "1.0.0", v1)).status_code == 200
+    owner.enable_2fa()
+    created = owner.http("POST", f"-/package/{name}/trust", otp=True, json=[github_relationship()])
+    assert created.status_code in (200, 201), created.text
+    token = trust_token(owner.registry, name, issuer)
+    hostile = {"dependencies": {"<img src=x onerror=alert(1)>": "1"}}
+    v2 = tarball({"name": name, "version": "1.1.0", **hostile},
+                 {"package/index.js": b"</pre><script>alert(1)</script>\n"})
+    staged = owner.http("POST", f"-/stage/package/{name}", token=token,
+                        json=publish_document(name, "1.1.0", v2, manifest_extra=hostile))
+    assert staged.status_code == 201, staged.text
+    stage_id = staged.json()["stageId"]
+    client.signed_in(owner)
+    inbox = client.get("").text
+    row = inbox[inbox.index(stage_id):]
+    assert "CI: <strong>acme/widget</strong>" in row and "acme/widget/.github/workflows/release.yml@refs/heads/main" in row
+    assert "0123456789ab" in row and "run 777" in row
+    assert "github.com/acme/widget/actions/runs" not in row, "the fake issuer is not github.com's: no link"
+    page = client.get(f"stage/{stage_id}").text
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
