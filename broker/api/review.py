@@ -23,7 +23,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from ..domain import review_page
 from ..domain.credentials import Action, Credential, TokenKind, second_factor
-from ..domain.review_diff import ReviewDiff, Snapshot, compare, snapshot
+from ..domain.review_diff import Limits, ReviewDiff, Snapshot, compare, snapshot
 from ..domain.staging import page_of, parse_stage_id
 from ..domain.tarball import InvalidTarball
 from ..errors import RegistryError
@@ -50,6 +50,7 @@ SIGNIN_FAILED = ("Sign-in failed: the username, password or one-time password is
                  "no two-factor authentication. Check them and try again with a new code.")
 # Diffs read two tarballs (up to 100 MiB each): a few at a time, each on a request thread already.
 DIFF_SLOTS = Slots(size=2, wait=5.0)
+LIMITS = Limits()
 
 SECURITY_HEADERS = {
     "content-security-policy": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
@@ -310,7 +311,7 @@ def stage_page(b: Broker, req: Req) -> Response:
     if isinstance(diff, str):
         diff, error = None, diff
     return _page(b, "stage.html", session, stage=_view(b, stage, time.time()), base_version=base_version,
-                 base_reason=reason, diff=diff, diff_error=error)
+                 base_reason=reason, diff=diff, diff_error=error, page_diff_lines=LIMITS.page_diff_lines)
 
 
 def _compared_with(b: Broker, stage: StageRow) -> tuple[str | None, str]:
@@ -330,14 +331,14 @@ def _diff(b: Broker, stage: StageRow, base_version: str | None) -> ReviewDiff | 
     if new is None:
         return f"The tarball of stage {stage.id} is gone (approved or rejected meanwhile)."
     old = _snapshot_of(b, stage.package, base_version) if base_version else None
-    return compare(old, new)
+    return compare(old, new, LIMITS)
 
 
 def _snapshot_of(b: Broker, package: str, version: str) -> Snapshot | None:
     with b.db.read() as conn:
         row = registry.version_row(conn, package, version)
     data = b.blobs.get(row.blob) if row and row.blob else None
-    return snapshot(data) if data is not None else None
+    return snapshot(data, LIMITS) if data is not None else None
 
 
 # --- approve, reject -----------------------------------------------------------------------------

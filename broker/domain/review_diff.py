@@ -22,7 +22,7 @@ import posixpath
 import re
 import tarfile
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .tarball import InvalidTarball, _Bounded
@@ -50,6 +50,7 @@ class Limits:
     text_per_file: int = 256 * KIB  # larger files are compared by size and digest only
     text_per_tarball: int = 16 * MIB  # text kept for diffs across one tarball
     diff_lines: int = 2_000  # lines of one file's unified diff shown
+    page_diff_lines: int = 20_000  # lines of all diffs shown together: later files are listed without theirs
     manifest_bytes: int = 1 * MIB
 
 
@@ -225,6 +226,7 @@ class FileChange:
     kind: str  # text, binary, minified, large, link (of the new file, or the old one when removed)
     diff: tuple[str, ...] | None = None  # unified diff lines, for text files
     truncated: bool = False
+    withheld: bool = False  # a text diff not shown because the page's diff lines ran out
 
 
 @dataclass(frozen=True)
@@ -312,18 +314,25 @@ def _flat(value: Any, prefix: str) -> dict[str, str]:
 
 
 def _file_changes(old: dict[str, FileEntry], new: dict[str, FileEntry], limits: Limits) -> tuple[list[FileChange], int]:
-    changes, unchanged = [], 0
+    changes, unchanged, left = [], 0, limits.page_diff_lines
     for path in sorted(old.keys() | new.keys()):
         before, after = old.get(path), new.get(path)
+        cap = min(limits.diff_lines, left)
         if before is None:
-            changes.append(FileChange(path, "added", None, after.size, after.kind, *_added_text(after, limits)))
+            change = FileChange(path, "added", None, after.size, after.kind, *_added_text(after, cap))
         elif after is None:
             changes.append(FileChange(path, "removed", before.size, None, before.kind))
+            continue
         elif before.digest == after.digest:
             unchanged += 1
+            continue
         else:
-            changes.append(FileChange(path, "changed", before.size, after.size, _changed_kind(before, after),
-                                      *_text_diff(path, before, after, limits)))
+            change = FileChange(path, "changed", before.size, after.size, _changed_kind(before, after),
+                                *_text_diff(path, before, after, cap))
+        if change.kind == "text" and change.diff is None and cap <= 0:
+            change = replace(change, withheld=True)
+        left -= len(change.diff or ())
+        changes.append(change)
     return changes, unchanged
 
 
@@ -333,20 +342,20 @@ def _changed_kind(before: FileEntry, after: FileEntry) -> str:
     return after.kind if after.kind != "text" else before.kind
 
 
-def _added_text(entry: FileEntry, limits: Limits) -> tuple[tuple[str, ...] | None, bool]:
-    if entry.text is None:
+def _added_text(entry: FileEntry, cap: int) -> tuple[tuple[str, ...] | None, bool]:
+    if entry.text is None or cap <= 0:
         return None, False
     lines = entry.text.splitlines()
-    return tuple("+" + line for line in lines[: limits.diff_lines]), len(lines) > limits.diff_lines
+    return tuple("+" + line for line in lines[:cap]), len(lines) > cap
 
 
-def _text_diff(path: str, before: FileEntry, after: FileEntry, limits: Limits) -> tuple[tuple[str, ...] | None, bool]:
-    if before.text is None or after.text is None:
+def _text_diff(path: str, before: FileEntry, after: FileEntry, cap: int) -> tuple[tuple[str, ...] | None, bool]:
+    if before.text is None or after.text is None or cap <= 0:
         return None, False
     lines = []
     for line in difflib.unified_diff(before.text.splitlines(), after.text.splitlines(), f"a/{path}", f"b/{path}",
                                      lineterm="", n=3):
-        if len(lines) >= limits.diff_lines:
+        if len(lines) >= cap:
             return tuple(lines), True
         lines.append(line)
     return tuple(lines), False

@@ -198,3 +198,11 @@ def test_manifest_diff_of_nonsense_values_does_not_raise():
                          {"scripts": {"postinstall": 1}, "dependencies": {"a": {"b": 1}}, "exports": "./i.js"})
     assert diff.install_scripts[0].new == "1"
     assert diff.exports[0].key == "."
+
+
+def test_the_page_shows_a_bounded_number_of_diff_lines_in_all():
+    new = {f"f{i}.js": "".join(f"{i}-{n}\n" for n in range(30)).encode() for i in range(5)}
+    result = review(BASE, BASE, {}, new, limits=Limits(diff_lines=20, page_diff_lines=50))
+    shown = [c for c in result.files if c.diff is not None]
+    assert sum(len(c.diff) for c in shown) == 50
+    assert [c.withheld for c in result.files] == [False, False, False, True, True]
