@@ -206,3 +206,10 @@ def test_the_page_shows_a_bounded_number_of_diff_lines_in_all():
     shown = [c for c in result.files if c.diff is not None]
     assert sum(len(c.diff) for c in shown) == 50
     assert [c.withheld for c in result.files] == [False, False, False, True, True]
+
+
+def test_a_file_of_too_many_lines_is_compared_by_digest_only():
+    old = {"a.txt": b"x\n" * 50}
+    new = {"a.txt": b"y\n" * 50}
+    [change] = review(BASE, BASE, old, new, limits=Limits(compared_lines=40)).files
+    assert change.kind == "large" and change.diff is None and not change.withheld
