@@ -134,6 +134,9 @@ class RegistryApp:
         try:
             response = await self._respond(request, raw_path, held)
             response.headers["x-request-id"] = request_id.get() or ""
+            if raw_path == "/-/review" or raw_path.startswith("/-/review/"):  # refusals before the handler too
+                for name, value in review.SECURITY_HEADERS.items():
+                    response.headers.setdefault(name, value)
             if held.body_pending:  # the rest of the body is still on the wire: do not read it, hang up
                 response.headers["connection"] = "close"
             held.status = response.status_code

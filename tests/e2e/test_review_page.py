@@ -68,7 +68,9 @@ def test_security_headers_on_every_page(accounts, client):
     owner, name, stage_id = staged_package(accounts)
     pages = [client.get("signin")]
     client.signed_in(owner)
-    pages += [client.get(""), client.get(f"stage/{stage_id}"), client.get("stage/not-a-uuid"), client.get("style.css")]
+    pages += [client.get(""), client.get(f"stage/{stage_id}"), client.get("stage/not-a-uuid"), client.get("style.css"),
+              client.post("signout", {"csrf": "x" * 5000}), client.http.delete("-/review/signin")]
+    assert [p.status_code for p in pages[-2:]] == [413, 405], "refused before any handler, with the headers too"
     for page in pages:
         csp = page.headers["content-security-policy"]
         assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp and "script-src" not in csp
