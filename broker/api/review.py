@@ -207,11 +207,12 @@ def signin(b: Broker, req: Req) -> Response:
         return _signin_page(b, exc.status, message, name, {"retry-after": seconds} if seconds else None)
     if user is None:
         return _signin_page(b, 401, SIGNIN_FAILED, name)
-    token = new_token()
+    token, now = new_token(), time.time()
     with b.db.write() as conn:
+        accounts.delete_expired_tokens(conn, user.id, TokenKind.WEB, now)
         row = accounts.insert_token(conn, digest=token_digest(token), display=token_display_prefix(token),
                                     user_id=user.id, kind=TokenKind.WEB, name="review page",
-                                    expires_at=time.time() + SESSION_SECONDS)
+                                    expires_at=now + SESSION_SECONDS)
         audit.record(conn, "web.signed-in", actor=user.name, token_id=row.id, second_factor=how)
     return _redirect(b, "", cookies=[_cookie(b, COOKIE, token, SESSION_SECONDS), _cookie(b, SIGNIN_COOKIE, "", 0)])
 

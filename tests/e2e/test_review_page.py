@@ -205,8 +205,13 @@ def test_an_expired_session_is_signed_out(accounts, client, broker):
     with engine.begin() as conn:  # the clock moved 12 hours on
         conn.execute(sqlalchemy.text("update tokens set expires_at = expires_at - 43201 where kind = 'web' and "
                                      "user_id = (select id from users where name = :n)"), {"n": owner.name})
-    engine.dispose()
     assert client.get("").status_code == 303
+    client.signed_in(owner)  # a new session; the expired one is deleted
+    with engine.connect() as conn:
+        kinds = conn.execute(sqlalchemy.text("select count(*) from tokens where kind = 'web' and user_id = "
+                                             "(select id from users where name = :n)"), {"n": owner.name}).scalar()
+    engine.dispose()
+    assert kinds == 1
 
 
 def test_a_ci_stage_shows_its_job_and_nothing_it_holds_is_markup(accounts, client, issuer):
