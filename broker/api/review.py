@@ -17,6 +17,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import wraps
 from urllib.parse import urlsplit
 
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -128,6 +129,7 @@ def _error(b: Broker, session: Session | None, exc: RegistryError, back: str = "
 
 def _html(handler: Callable[[Broker, Req], Response]) -> Callable[[Broker, Req], Response]:
     """Refusals as HTML pages with the security headers, not the npm API's JSON."""
+    @wraps(handler)
     def wrapped(b: Broker, req: Req) -> Response:
         try:
             return handler(b, req)
@@ -135,8 +137,6 @@ def _html(handler: Callable[[Broker, Req], Response]) -> Callable[[Broker, Req],
             stage_id = parse_stage_id(req.params.get("id", ""))
             back = f"stage/{stage_id}" if stage_id and exc.status not in (404, 409) else ""
             return _error(b, req.extra.get("review-session"), exc, back)
-    wrapped.__name__ = handler.__name__
-    wrapped.__doc__ = handler.__doc__
     return wrapped
 
 
