@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from . import metrics
-from .api import access, audit, disttags, health, keys, oidc, packages, profile, stage, tokens, trust, users
+from .api import access, audit, disttags, health, keys, oidc, packages, profile, review, stage, tokens, trust, users
 from .api import metrics as metrics_api
 from .api.auth import refuse_trust_token
 from .api.context import Broker
@@ -69,6 +69,18 @@ def routes(b: Broker) -> list[Route]:
         route("GET", r"/-/stage/(?P<id>[^/]+)/tarball", stage.download_stage),
         route("POST", r"/-/stage/(?P<id>[^/]+)/approve", stage.approve),
         route("DELETE", r"/-/stage/(?P<id>[^/]+)", stage.reject),
+        # The review page: a browser's cookie is the credential, so a form's body (at most FORM_BODY) is read
+        # before it is checked, like a login's.
+        route("GET", r"/-/review", review.inbox),
+        route("GET", r"/-/review/style\.css", review.style),
+        route("GET", r"/-/review/signin", review.signin_form),
+        route("POST", r"/-/review/signin", review.signin, max_body=review.FORM_BODY, anonymous_body=True),
+        route("POST", r"/-/review/signout", review.signout, max_body=review.FORM_BODY, anonymous_body=True),
+        route("GET", r"/-/review/stage/(?P<id>[^/]+)", review.stage_page),
+        route("POST", r"/-/review/stage/(?P<id>[^/]+)/approve", review.approve, max_body=review.FORM_BODY,
+              anonymous_body=True),
+        route("POST", r"/-/review/stage/(?P<id>[^/]+)/reject", review.reject, max_body=review.FORM_BODY,
+              anonymous_body=True),
         route("GET", r"/{pkg}/-/(?P<file>[^/]+\.tgz)", packages.get_tarball),
         route("DELETE", r"/{pkg}/-/(?P<file>[^/]+\.tgz)/-rev/(?P<rev>[^/]+)", packages.delete_tarball),
         route("PUT", r"/{pkg}/-rev/(?P<rev>[^/]+)", packages.update_metadata_route, publish_body),
@@ -122,6 +134,9 @@ class RegistryApp:
         try:
             response = await self._respond(request, raw_path, held)
             response.headers["x-request-id"] = request_id.get() or ""
+            if raw_path == "/-/review" or raw_path.startswith("/-/review/"):  # refusals before the handler too
+                for name, value in review.SECURITY_HEADERS.items():
+                    response.headers.setdefault(name, value)
             if held.body_pending:  # the rest of the body is still on the wire: do not read it, hang up
                 response.headers["connection"] = "close"
             held.status = response.status_code

@@ -74,7 +74,8 @@ def _bearer(b: Broker, token: str, client: str | None) -> Credential:
     with b.db.read() as conn:
         row = accounts.token_by_digest(conn, token_digest(token))
         user = accounts.user_by_id(conn, row.user_id) if row and row.user_id is not None else None
-    if row is None or (row.user_id is not None and user is None):
+    if row is None or (row.user_id is not None and user is None) or row.kind is TokenKind.WEB:
+        # A review-page session is not an npm token: it answers like an unknown one.
         raise unauthorized(f"this token is not valid (revoked or never issued): {LOGIN_HINT}", code="auth.invalid-token")
     if row.expires_at is not None and row.expires_at <= time.time():
         raise unauthorized(f"this token expired: {LOGIN_HINT}", code="auth.invalid-token")

@@ -14,6 +14,9 @@ class TokenKind(str, Enum):
     SESSION = "session"  # npm login / adduser, or username+password: the account's full powers
     GRANULAR = "granular"  # npm token create
     TRUST = "trust"  # minted by the OIDC exchange for one package
+    # The review page's browser session (a cookie): only the /-/review/ pages accept it; as a Bearer
+    # token on the npm API it is refused, so a session cookie that leaks cannot publish or change anything.
+    WEB = "web"
 
 
 class TfaMode(str, Enum):

@@ -236,6 +236,12 @@ def delete_token(conn: Connection, token_id: str) -> bool:
     return conn.execute(delete(tokens).where(tokens.c.id == token_id)).rowcount == 1
 
 
+def delete_expired_tokens(conn: Connection, user_id: int, kind: TokenKind, now: float) -> int:
+    """Drop an account's tokens of one kind that expired (review-page sessions, at each sign-in)."""
+    return conn.execute(delete(tokens).where(tokens.c.user_id == user_id, tokens.c.kind == kind.value,
+                                             tokens.c.expires_at < now)).rowcount
+
+
 def delete_tokens_minted_by(conn: Connection, relationship_id: str) -> int:
     """Revoking a trust relationship also ends the tokens it minted."""
     return conn.execute(delete(tokens).where(tokens.c.kind == TokenKind.TRUST.value,
