@@ -1,4 +1,4 @@
-"""Fixtures shared by all tests: a broker process, fake GitHub and GitLab issuers, the npm CLI runner,
+"""Fixtures shared by all tests: a broker process, fake GitHub, GitLab and CircleCI issuers, the npm CLI runner,
 accounts with 2FA."""
 
 from __future__ import annotations
@@ -28,6 +28,13 @@ def gitlab_issuer() -> FakeIssuer:
 
 
 @pytest.fixture(scope="session")
+def circleci_issuer() -> FakeIssuer:
+    fake = FakeIssuer("circleci").start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
 def backends(tmp_path_factory) -> Backends:
     made = Backends(tmp_path_factory.mktemp("stores"))
     yield made
@@ -35,9 +42,10 @@ def backends(tmp_path_factory) -> Backends:
 
 
 @pytest.fixture(scope="session")
-def broker_env(issuer, gitlab_issuer) -> dict[str, str]:
+def broker_env(issuer, gitlab_issuer, circleci_issuer) -> dict[str, str]:
     return {"STAGEGATE_OPEN_SIGNUP": "true", "STAGEGATE_OIDC_GITHUB_ISSUER": issuer.url,
-            "STAGEGATE_OIDC_GITLAB_ISSUER": gitlab_issuer.url}
+            "STAGEGATE_OIDC_GITLAB_ISSUER": gitlab_issuer.url,
+            "STAGEGATE_OIDC_CIRCLECI_ISSUER_PREFIX": circleci_issuer.circleci_prefix}
 
 
 @pytest.fixture(scope="session")

@@ -114,8 +114,7 @@ async def _verified_claims(b: Broker, req: Req):
     issuer: TrustedIssuer | None = None
     try:
         unverified = peek(token)
-        iss = unverified.payload.get("iss")
-        issuer = b.issuers.get(iss) if isinstance(iss, str) else None
+        issuer = await b.issuers.resolve(unverified.payload.get("iss"))
         if issuer is None:
             raise TokenRejected("the OIDC token's issuer is not one this registry trusts "
                                 f"({', '.join(sorted(b.issuers))})", "untrusted-issuer")

@@ -38,7 +38,7 @@ def config(**overrides) -> GitLabConfig:
 
 
 def relationship(bound: dict | None = None, rid: str = "r1", **overrides) -> TrustRelationship:
-    return TrustRelationship(id=rid, package="widget", provider="gitlab", config=config(**overrides),
+    return TrustRelationship(id=rid, package="widget", issuer=ISSUER, provider="gitlab", config=config(**overrides),
                              permissions=frozenset({"createStagedPackage"}), bound=bound or {})
 
 
@@ -157,7 +157,7 @@ def test_a_self_hosted_runner_matches_no_relationship():
 
 
 def test_github_relationships_are_skipped_for_a_gitlab_token():
-    other = TrustRelationship(id="g", package="widget", provider="github", config=config(),
+    other = TrustRelationship(id="g", package="widget", issuer=ISSUER, provider="github", config=config(),
                               permissions=frozenset({"createPackage"}))
     match = matching_relationships(PROVIDER, claims(), [other])
     assert match.granted == [] and match.mismatches == []
