@@ -31,7 +31,8 @@ class IssuerSetting(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     kind: IssuerKind
     issuer: str = Field(max_length=200)
-    allow_self_hosted_runners: bool = False
+    allow_self_hosted_runners: bool = False  # see broker/domain/policy.py
+    allow_workflow_run: bool = False  # GitHub: a workflow_run job's token cannot tell a fork's trigger
     default: bool = Field(default=False, exclude=True)  # the kind's STAGEGATE_OIDC_<KIND>_ISSUER[_PREFIX]
 
     @field_validator("issuer")
@@ -121,7 +122,7 @@ class Settings(BaseSettings):
     oidc_issuers: list[IssuerSetting] = Field(
         default_factory=list,
         description='More issuers of a known kind, as a JSON list of {"kind": "github"|"gitlab"|"circleci", '
-                    '"issuer": URL, "allow_self_hosted_runners": false} (GitHub Enterprise Server, self-managed '
+                    '"issuer": URL, "allow_self_hosted_runners": false, "allow_workflow_run": false} (GitHub Enterprise Server, self-managed '
                     "GitLab, CircleCI server: for CircleCI the URL is the prefix before the organization id). "
                     "An entry naming a default issuer only sets its options.",
     )

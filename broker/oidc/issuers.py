@@ -34,7 +34,8 @@ class TrustedIssuer:
     provider: Provider
     issuer: str
     jwks: JwksCache | None
-    allow_self_hosted_runners: bool = False
+    allow_self_hosted_runners: bool = False  # the registry's policy options (broker/domain/policy.py)
+    allow_workflow_run: bool = False
 
 
 class UnknownIssuer(ValueError):
@@ -82,7 +83,7 @@ class OrgIssuers:
             if found is None:
                 found = self._issuers[iss] = TrustedIssuer(
                     PROVIDERS[CircleCIProvider.type], iss, JwksCache(iss, fetcher=self._fetcher),
-                    self.setting.allow_self_hosted_runners)
+                    self.setting.allow_self_hosted_runners, self.setting.allow_workflow_run)
             return found
 
     def _refresh_due(self) -> Future[None] | None:
@@ -116,7 +117,8 @@ class Issuers:
             else:
                 self._fixed[setting.issuer] = TrustedIssuer(PROVIDERS[setting.kind], setting.issuer,
                                                             JwksCache(setting.issuer),
-                                                            setting.allow_self_hosted_runners)
+                                                            setting.allow_self_hosted_runners,
+                                                            setting.allow_workflow_run)
 
     async def resolve(self, iss: Any) -> TrustedIssuer | None:
         """The trusted issuer a token's `iss` names, or None. Never fetches anything itself."""

@@ -112,6 +112,7 @@ class FakeIssuer:
             "job_workflow_ref": f"{repository}/.github/workflows/{workflow}@refs/heads/main",
             "ref": "refs/heads/main", "sha": "0123456789abcdef0123456789abcdef01234567", "run_id": "777",
             "run_attempt": "1", "actor": "octocat", "event_name": "push", "repository_visibility": "private",
+            "runner_environment": "github-hosted",
         }
         claims.update(overrides)
         return claims
