@@ -92,6 +92,8 @@ OTHER = "9f6c8a8e-5d1f-4c4a-9a57-1c0f3e1d2a09"
 ATTACKS = {
     "wrong project": ({"project": OTHER}, f"{NS}project-id"),
     "wrong pipeline definition": ({"definition": OTHER}, f"{NS}pipeline-definition-id"),
+    "the pipeline definition from another project": ({"project": OTHER, "definition": CIRCLECI_PIPELINE_DEFINITION},
+                                                     f"{NS}project-id"),
     "another repository (a fork's build)": ({"vcs_origin": "github.com/evil/widget"}, f"{NS}vcs-origin"),
     "no restricted context": ({"context_ids": []}, f"{NS}context-ids"),
     "re-created project (new id)": ({"project": str(uuid.uuid4())}, f"{NS}project-id"),
@@ -108,6 +110,13 @@ def test_circleci_attack_is_refused(attack, target, circleci_issuer, broker):
     body = response.json()
     assert body["code"] == "oidc.no-match" and f"{claim} check" in body["message"]
     assert "eyJ" not in response.text
+
+
+def test_a_pipeline_without_vcs_origin_is_refused(target, circleci_issuer, broker):
+    # CircleCI writes no vcs-origin for pipelines triggered by a custom webhook: the relationship names one.
+    response = exchange(broker.url, target, circleci_issuer.token(vcs_origin=None, context_ids=[CONTEXT]))
+    assert response.status_code == 401 and response.json()["code"] == "oidc.invalid-token"
+    assert f"no {NS}vcs-origin claim" in response.json()["error"]
 
 
 def test_a_token_of_another_organization_is_refused_without_fetching_its_keys(target, circleci_issuer, broker):
