@@ -143,6 +143,15 @@ class Settings(BaseSettings):
         url = _checked_issuer_url(value).rstrip("/")
         return url + "/" if info.field_name == "oidc_circleci_issuer_prefix" else url
 
+    @field_validator("oidc_issuers")
+    @classmethod
+    def _no_default_among_more(cls, value: list[IssuerSetting]) -> list[IssuerSetting]:
+        if any(entry.default for entry in value):
+            raise ValueError("an issuer of STAGEGATE_OIDC_ISSUERS has no 'default' option: the default of a kind "
+                             "is STAGEGATE_OIDC_GITHUB_ISSUER, STAGEGATE_OIDC_GITLAB_ISSUER or "
+                             "STAGEGATE_OIDC_CIRCLECI_ISSUER_PREFIX")
+        return value
+
     @model_validator(mode="after")
     def _issuers_differ(self) -> "Settings":
         self.issuer_settings()  # raises when two kinds share an issuer

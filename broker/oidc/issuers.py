@@ -11,6 +11,7 @@ fetches stay bounded by what owners configured, not by what strangers send.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +24,9 @@ from ..domain.providers import PROVIDERS
 from ..domain.trust import Provider
 from ..settings import IssuerSetting, Settings
 from .jwks import JwksCache
+from .verify import TemporarilyUnverifiable
+
+log = logging.getLogger("stagegate")
 
 ORG_REFRESH_INTERVAL = 5.0
 
@@ -67,7 +71,13 @@ class OrgIssuers:
         if iss not in self._known:
             pending = self._refresh_due()
             if pending is not None:
-                await asyncio.wrap_future(pending)
+                try:
+                    await asyncio.wrap_future(pending)
+                except Exception as exc:  # the database: not the caller's fault, and retried next interval
+                    log.warning("cannot read which CircleCI organizations relationships name: %s",
+                                exc.__class__.__name__)
+                    raise TemporarilyUnverifiable("cannot tell whether this registry trusts the token's "
+                                                  "CircleCI organization") from None
         if iss not in self._known:
             return None
         return self._issuer(iss)

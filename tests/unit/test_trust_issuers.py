@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from broker.domain.circleci import CircleCIConfig
 from broker.oidc import issuers as issuers_module
 from broker.oidc.issuers import Issuers, UnknownIssuer
+from broker.oidc.verify import TemporarilyUnverifiable
 from broker.settings import Settings
 
 GHES = "https://ghe.example.com/_services/token"
@@ -55,6 +56,7 @@ def test_an_entry_naming_a_default_issuer_sets_its_options(monkeypatch):
     [{"kind": "github", "issuer": "https://ghe.example.com?x=1"}],
     [{"kind": "jenkins", "issuer": "https://ci.example.com"}],
     [{"kind": "github", "issuer": GHES, "extra": 1}],
+    [{"kind": "github", "issuer": GHES, "default": True}],  # the defaults are STAGEGATE_OIDC_<KIND>_ISSUER
     [{"kind": "github", "issuer": CCI + ORG}],  # under the CircleCI prefix: which kind would it be?
 ])
 def test_invalid_issuer_settings_are_refused(monkeypatch, extra):
@@ -119,6 +121,15 @@ def test_an_organization_whose_relationships_are_gone_is_forgotten(monkeypatch):
     in_use.issuers.clear()
     assert resolve(found, CCI + str(uuid.uuid4())) is None  # a refresh
     assert resolve(found, CCI + ORG) is None
+
+
+def test_a_database_that_cannot_answer_is_a_temporary_refusal(monkeypatch):
+    def broken(provider: str) -> frozenset[str]:
+        raise OSError("database down")
+
+    found = Issuers(settings(monkeypatch), broken)
+    with pytest.raises(TemporarilyUnverifiable):
+        resolve(found, CCI + ORG)
 
 
 def test_a_relationship_created_here_is_known_at_once(monkeypatch):
