@@ -65,6 +65,11 @@ class CircleCIClaims(BaseModel):
             data = {**data, "jti": "claims-sha256:" + hashlib.sha256(canonical.encode()).hexdigest()}
         return data
 
+    @field_validator("context_ids", mode="before")
+    @classmethod
+    def _no_contexts(cls, value: Any) -> Any:
+        return [] if value is None else value  # a job that uses no context
+
     def __getattr__(self, name: str) -> Any:
         # The claim table and the refusal messages read claims by their names, which are not identifiers.
         field = _FIELD_OF_CLAIM.get(name)

@@ -96,6 +96,10 @@ def test_another_job_of_the_same_second_has_another_replay_key():
     assert claims().jti != claims(**{"oidc.circleci.com/job-id": "k"}).jti
 
 
+def test_a_null_context_list_is_no_context():
+    assert CircleCIClaims.model_validate({**raw(), CONTEXT_IDS: None}).context_ids == []
+
+
 def test_a_jti_the_token_carries_is_kept():
     assert claims(jti="given").jti == "given"
 
