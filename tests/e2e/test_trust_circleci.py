@@ -45,12 +45,14 @@ def test_trust_circleci_creates_list_shows_and_revoke_removes(accounts, circleci
     assert shown == {"id": wire[0]["id"], "type": "circleci", "orgId": CIRCLECI_ORG, "projectId": CIRCLECI_PROJECT,
                      "pipelineDefinitionId": CIRCLECI_PIPELINE_DEFINITION, "vcsOrigin": CIRCLECI_VCS_ORIGIN,
                      "contextIds": [CONTEXT], "permissions": ["createStagedPackage"]}
-    # Round trip: the listed options, given back to `npm trust circleci`, name the same relationship.
+    # Round trip: the listed options, given back to `npm trust circleci`, make the same configuration (a
+    # dry run prints what it would send: no one-time code spent on a 409).
     again = account.npm("trust", "circleci", name, "--org-id", shown["orgId"], "--project-id", shown["projectId"],
                         "--pipeline-definition-id", shown["pipelineDefinitionId"], "--vcs-origin", shown["vcsOrigin"],
-                        "--context-id", *shown["contextIds"], "--allow-stage-publish", "--yes",
-                        f"--otp={account.otp()}")
-    assert again.returncode != 0 and "E409" in again.output
+                        "--context-id", *shown["contextIds"], "--allow-stage-publish", "--dry-run", "--json")
+    assert again.returncode == 0, again
+    (would_send,) = printed_json(again.stdout)
+    assert would_send == {"package": name, **{k: v for k, v in shown.items() if k not in ("id", "type")}}
     revoked = account.npm("trust", "revoke", name, f"--id={shown['id']}", f"--otp={account.otp()}")
     assert revoked.returncode == 0, revoked
     assert account.http("GET", f"-/package/{name}/trust").json() == []
