@@ -122,8 +122,9 @@ class Settings(BaseSettings):
     oidc_issuers: list[IssuerSetting] = Field(
         default_factory=list,
         description='More issuers of a known kind, as a JSON list of {"kind": "github"|"gitlab"|"circleci", '
-                    '"issuer": URL, "allow_self_hosted_runners": false, "allow_workflow_run": false} (GitHub Enterprise Server, self-managed '
-                    "GitLab, CircleCI server: for CircleCI the URL is the prefix before the organization id). "
+                    '"issuer": URL, "allow_self_hosted_runners": false, "allow_workflow_run": false} (GitHub '
+                    "Enterprise Server, self-managed GitLab, CircleCI server: for CircleCI the URL is the prefix "
+                    "before the organization id). "
                     "An entry naming a default issuer only sets its options.",
     )
     oidc_extra_audiences: list[str] = Field(
