@@ -135,7 +135,27 @@ class UntrustedIssuer(Refused):
     def hint(self) -> str:
         issuer = self.job.claims.iss or "(unknown)"
         return (f"The job's token comes from {issuer}, which is not among the issuers this registry trusts. "
-                "Its operator sets them (STAGEGATE_OIDC_GITHUB_ISSUER); the workflow cannot change this.")
+                "Its operator sets them (STAGEGATE_OIDC_GITHUB_ISSUER, STAGEGATE_OIDC_ISSUERS); the workflow "
+                "cannot change this.")
+
+
+class RegistryPolicy(Refused):
+    """The registry's own policy (broker/domain/policy.py), whatever the package trusts."""
+
+    title = "The registry's policy refuses this kind of job"
+    codes = ("oidc.pull-request-target", "oidc.workflow-run", "oidc.self-hosted-runner")
+
+    def hint(self) -> str:
+        if self.code == "oidc.self-hosted-runner":
+            return ("The job ran on a self-hosted runner. Run the publishing job on a GitHub-hosted runner "
+                    "(`runs-on: ubuntu-latest`), or ask the registry's operator to allow self-hosted runners "
+                    'for this issuer ("allow_self_hosted_runners" in STAGEGATE_OIDC_ISSUERS).')
+        event = "pull_request_target" if self.code == "oidc.pull-request-target" else "workflow_run"
+        operator = ("" if event == "pull_request_target" else " (or ask the registry's operator to allow "
+                    'workflow_run for this issuer: "allow_workflow_run" in STAGEGATE_OIDC_ISSUERS)')
+        return (f"The workflow was triggered by {event}, which can run for a fork's pull request with the "
+                "repository's permissions. Publish from a workflow triggered by a tag push, a release or "
+                f"workflow_dispatch, and trust that workflow{operator}.")
 
 
 class PermissionDenied(Refused):
@@ -179,7 +199,8 @@ class Unavailable(Refused):
 
 
 EXPLAINED: tuple[type[Refused], ...] = (NoMatch, NoRelationships, PackageNotFound, Replayed, InvalidToken,
-                                         UntrustedIssuer, PermissionDenied, VersionUsed, VersionStaged, Unavailable)
+                                         UntrustedIssuer, RegistryPolicy, PermissionDenied, VersionUsed, VersionStaged,
+                                         Unavailable)
 BY_CODE: dict[str, type[Refused]] = {code: cls for cls in EXPLAINED for code in cls.codes}
 
 

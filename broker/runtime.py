@@ -10,6 +10,7 @@ from .settings import Settings
 from .store import schema
 from .store.blobs import blob_store
 from .store.db import Database
+from .store.trust import issuers_in_use
 
 
 class SchemaOutOfDate(Exception):
@@ -34,8 +35,13 @@ def build_broker(settings: Settings, host: str = "127.0.0.1", port: int = 4873) 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     key = settings.secret_key or load_or_create_key(settings.data_dir)
     db = open_database(settings)
+
+    def in_use(provider: str) -> frozenset[str]:
+        with db.read() as conn:
+            return issuers_in_use(conn, provider)
+
     return Broker(settings=settings, db=db,
                   blobs=blob_store(settings.blob_url, settings.data_dir, settings.s3_endpoint_url),
                   box=SecretBox(key), public_url=settings.resolved_public_url(host, port),
-                  issuers=trusted_issuers(settings), providers=providers(),
+                  issuers=trusted_issuers(settings, in_use), providers=providers(),
                   keyring=load_or_create_keyring(settings.resolved_signing_key_file()))

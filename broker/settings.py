@@ -6,10 +6,46 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIB = 1024 * 1024
+
+IssuerKind = Literal["github", "gitlab", "circleci"]
+
+
+def _checked_issuer_url(value: str) -> str:
+    parts = urlsplit(value)
+    loopback = parts.hostname in ("localhost", "::1") or (parts.hostname or "").startswith("127.")
+    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+        raise ValueError("an OIDC issuer must be an https URL (http only for a loopback host)")
+    if parts.query or parts.fragment or not parts.hostname:
+        raise ValueError("an OIDC issuer is a URL with a host and no query or fragment")
+    return value
+
+
+class IssuerSetting(BaseModel):
+    """One issuer of a known kind. For CircleCI, `issuer` is the prefix its per-organization issuers
+    start with (the organization id follows it)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: IssuerKind
+    issuer: str = Field(max_length=200)
+    allow_self_hosted_runners: bool = False  # see broker/domain/policy.py
+    allow_workflow_run: bool = False  # GitHub: a workflow_run job's token cannot tell a fork's trigger
+    default: bool = Field(default=False, exclude=True)  # the kind's STAGEGATE_OIDC_<KIND>_ISSUER[_PREFIX]
+
+    @field_validator("issuer")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _checked_issuer_url(value)
+
+    @model_validator(mode="after")
+    def _normalized(self) -> "IssuerSetting":
+        # CircleCI's prefix ends with "/" (the org id is the last path segment); the others never do.
+        url = self.issuer.rstrip("/") + ("/" if self.kind == "circleci" else "")
+        object.__setattr__(self, "issuer", url)
+        return self
 
 
 class Settings(BaseSettings):
@@ -78,6 +114,19 @@ class Settings(BaseSettings):
         default="https://gitlab.com",
         description="The GitLab instance whose CI/CD ID tokens `npm trust gitlab` relationships accept.",
     )
+    oidc_circleci_issuer_prefix: str = Field(
+        default="https://oidc.circleci.com/org/",
+        description="CircleCI's issuers are per organization: this prefix, then the organization id that a "
+                    "`npm trust circleci --org-id` relationship names.",
+    )
+    oidc_issuers: list[IssuerSetting] = Field(
+        default_factory=list,
+        description='More issuers of a known kind, as a JSON list of {"kind": "github"|"gitlab"|"circleci", '
+                    '"issuer": URL, "allow_self_hosted_runners": false, "allow_workflow_run": false} (GitHub '
+                    "Enterprise Server, self-managed GitLab, CircleCI server: for CircleCI the URL is the prefix "
+                    "before the organization id). "
+                    "An entry naming a default issuer only sets its options.",
+    )
     oidc_extra_audiences: list[str] = Field(
         default_factory=list, description="Audiences accepted besides npm:<public hostname> (JSON list)."
     )
@@ -89,21 +138,49 @@ class Settings(BaseSettings):
         description="Days audit-log entries are kept; unset keeps them forever. The broker prunes at start, then hourly.",
     )
 
-    @field_validator("oidc_github_issuer", "oidc_gitlab_issuer")
+    @field_validator("oidc_github_issuer", "oidc_gitlab_issuer", "oidc_circleci_issuer_prefix")
     @classmethod
-    def _issuer_is_https(cls, value: str) -> str:
-        parts = urlsplit(value)
-        loopback = parts.hostname in ("localhost", "::1") or (parts.hostname or "").startswith("127.")
-        if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
-            raise ValueError("an OIDC issuer must be an https URL (http only for a loopback host)")
-        return value.rstrip("/")
+    def _issuer_is_https(cls, value: str, info) -> str:
+        url = _checked_issuer_url(value).rstrip("/")
+        return url + "/" if info.field_name == "oidc_circleci_issuer_prefix" else url
+
+    @field_validator("oidc_issuers")
+    @classmethod
+    def _no_default_among_more(cls, value: list[IssuerSetting]) -> list[IssuerSetting]:
+        if any(entry.default for entry in value):
+            raise ValueError("an issuer of STAGEGATE_OIDC_ISSUERS has no 'default' option: the default of a kind "
+                             "is STAGEGATE_OIDC_GITHUB_ISSUER, STAGEGATE_OIDC_GITLAB_ISSUER or "
+                             "STAGEGATE_OIDC_CIRCLECI_ISSUER_PREFIX")
+        return value
 
     @model_validator(mode="after")
     def _issuers_differ(self) -> "Settings":
-        # A token is matched against the relationships of its issuer's provider: one issuer, one kind.
-        if self.oidc_github_issuer == self.oidc_gitlab_issuer:
-            raise ValueError("STAGEGATE_OIDC_GITHUB_ISSUER and STAGEGATE_OIDC_GITLAB_ISSUER must differ")
+        self.issuer_settings()  # raises when two kinds share an issuer
         return self
+
+    def issuer_settings(self) -> list[IssuerSetting]:
+        """Every trusted issuer: the default of each kind, then STAGEGATE_OIDC_ISSUERS. A token is matched
+        against the relationships of its issuer only, so one URL is one issuer of one kind."""
+        defaults = [IssuerSetting(kind="github", issuer=self.oidc_github_issuer, default=True),
+                    IssuerSetting(kind="gitlab", issuer=self.oidc_gitlab_issuer, default=True),
+                    IssuerSetting(kind="circleci", issuer=self.oidc_circleci_issuer_prefix, default=True)]
+        found: dict[str, IssuerSetting] = {}
+        for entry in [*defaults, *self.oidc_issuers]:
+            same = found.get(entry.issuer)
+            if same is not None and (same.kind != entry.kind or not same.default):
+                raise ValueError(f"the OIDC issuer {entry.issuer} is configured twice"
+                                 + (f" (as {same.kind} and {entry.kind})" if same.kind != entry.kind else ""))
+            found[entry.issuer] = entry.model_copy(update={"default": same is not None or entry.default})
+        prefixes = [e.issuer for e in found.values() if e.kind == "circleci"]
+        for url in found:
+            clash = [p for p in prefixes if url != p and url.startswith(p)]
+            if clash:
+                raise ValueError(f"the OIDC issuer {url} starts with the CircleCI issuer prefix {clash[0]}")
+        return list(found.values())
+
+    def default_issuer(self, kind: str) -> str:
+        """The issuer a relationship of `kind` trusts when its creator names none (`npm trust <kind>`)."""
+        return next(e.issuer for e in self.issuer_settings() if e.kind == kind and e.default)
 
     @field_validator("public_url")
     @classmethod

@@ -1,8 +1,9 @@
-"""Fixtures shared by all tests: a broker process, fake GitHub and GitLab issuers, the npm CLI runner,
+"""Fixtures shared by all tests: a broker process, fake GitHub, GitLab and CircleCI issuers, the npm CLI runner,
 accounts with 2FA."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,29 @@ def gitlab_issuer() -> FakeIssuer:
 
 
 @pytest.fixture(scope="session")
+def circleci_issuer() -> FakeIssuer:
+    fake = FakeIssuer("circleci").start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
+def ghes_issuer() -> FakeIssuer:
+    """A second GitHub issuer (as GitHub Enterprise Server's), in STAGEGATE_OIDC_ISSUERS."""
+    fake = FakeIssuer().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
+def self_managed_gitlab() -> FakeIssuer:
+    """A second GitLab issuer (a self-managed instance) whose self-hosted runners are allowed."""
+    fake = FakeIssuer("gitlab").start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
 def backends(tmp_path_factory) -> Backends:
     made = Backends(tmp_path_factory.mktemp("stores"))
     yield made
@@ -35,9 +59,13 @@ def backends(tmp_path_factory) -> Backends:
 
 
 @pytest.fixture(scope="session")
-def broker_env(issuer, gitlab_issuer) -> dict[str, str]:
+def broker_env(issuer, gitlab_issuer, circleci_issuer, ghes_issuer, self_managed_gitlab) -> dict[str, str]:
+    more = [{"kind": "github", "issuer": ghes_issuer.url},
+            {"kind": "gitlab", "issuer": self_managed_gitlab.url, "allow_self_hosted_runners": True}]
     return {"STAGEGATE_OPEN_SIGNUP": "true", "STAGEGATE_OIDC_GITHUB_ISSUER": issuer.url,
-            "STAGEGATE_OIDC_GITLAB_ISSUER": gitlab_issuer.url}
+            "STAGEGATE_OIDC_GITLAB_ISSUER": gitlab_issuer.url,
+            "STAGEGATE_OIDC_CIRCLECI_ISSUER_PREFIX": circleci_issuer.circleci_prefix,
+            "STAGEGATE_OIDC_ISSUERS": json.dumps(more)}
 
 
 @pytest.fixture(scope="session")

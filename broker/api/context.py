@@ -7,7 +7,7 @@ from functools import cached_property
 from urllib.parse import urlsplit
 
 from ..domain.trust import Provider
-from ..oidc.issuers import TrustedIssuer
+from ..oidc.issuers import Issuers
 from ..security.secrets import SecretBox
 from ..security.signing import Keyring
 from .readcache import BlobCache, PackumentCache
@@ -23,7 +23,7 @@ class Broker:
     blobs: BlobStore
     box: SecretBox
     public_url: str  # always ends with "/"
-    issuers: dict[str, TrustedIssuer]  # by issuer URL
+    issuers: Issuers  # resolves a token's `iss`
     providers: dict[str, Provider]  # by trust relationship type
     keyring: Keyring  # signs every version's dist (registry signatures)
     packuments: PackumentCache = field(default_factory=PackumentCache)

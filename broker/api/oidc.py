@@ -20,6 +20,7 @@ from starlette.responses import Response
 from .. import metrics
 from ..domain.credentials import TokenKind
 from ..domain.packument import iso
+from ..domain.policy import policy_refusal
 from ..domain.trust import Match, binding, matching_relationships, missing_required_claims, unknown_claims
 from ..errors import RegistryError
 from ..oidc.issuers import TrustedIssuer
@@ -114,8 +115,7 @@ async def _verified_claims(b: Broker, req: Req):
     issuer: TrustedIssuer | None = None
     try:
         unverified = peek(token)
-        iss = unverified.payload.get("iss")
-        issuer = b.issuers.get(iss) if isinstance(iss, str) else None
+        issuer = await b.issuers.resolve(unverified.payload.get("iss"))
         if issuer is None:
             raise TokenRejected("the OIDC token's issuer is not one this registry trusts "
                                 f"({', '.join(sorted(b.issuers))})", "untrusted-issuer")
@@ -175,6 +175,9 @@ def _decide(b: Broker, conn, issuer: TrustedIssuer, claims, package: str) -> tup
     if missing:
         return ExchangeRefused(401, f"the OIDC token has no {', '.join(missing)} claim",
                                code="oidc.invalid-token"), {}
+    refused = policy_refusal(issuer.provider.type, claims, issuer)  # the registry's policy, before any package's
+    if refused is not None:
+        return ExchangeRefused(403, refused.message, code=refused.code), {"policy": refused.code}
     trust = trust_store.package_trust(conn, package)
     if trust is None:
         return _package_not_found(), {}

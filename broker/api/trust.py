@@ -10,6 +10,7 @@ from starlette.responses import Response
 from ..domain.credentials import Action
 from ..domain.trust import PERMISSIONS, InvalidConfig, TrustRelationship, config_document
 from ..errors import bad_request, conflict, forbidden, not_found
+from ..oidc.issuers import UnknownIssuer
 from ..store import accounts, audit, registry
 from ..store import trust as trust_store
 from .auth import require_account
@@ -24,10 +25,10 @@ MAX_PER_PACKAGE = 10  # as npmjs.com: every relationship is a way in, and each e
 def describe(relationship: TrustRelationship) -> dict[str, Any]:
     # `claims` is the npm CLI's name for the relationship's configuration.
     return {"id": relationship.id, "type": relationship.provider, "claims": config_document(relationship.config),
-            "permissions": sorted(relationship.permissions)}
+            "permissions": sorted(relationship.permissions), "issuer": relationship.issuer}
 
 
-def _parsed(b: Broker, raw: Any) -> list[tuple[str, BaseModel, list[str]]]:
+def _parsed(b: Broker, raw: Any) -> list[tuple[str, BaseModel, list[str], str]]:
     items = raw if isinstance(raw, list) else [raw]
     if not items or len(items) > MAX_PER_REQUEST or not all(isinstance(i, dict) for i in items):
         raise bad_request(f"send a list of 1 to {MAX_PER_REQUEST} trust configurations "
@@ -47,7 +48,14 @@ def _parsed(b: Broker, raw: Any) -> list[tuple[str, BaseModel, list[str]]]:
                 not all(p in PERMISSIONS for p in permissions) or len(set(permissions)) != len(permissions):
             raise bad_request("permissions must name at least one of: " +
                               ", ".join(f"{p} for {flag}" for p, flag in PERMISSIONS.items()))
-        parsed.append((provider.type, config, permissions))
+        requested = item.get("issuer")
+        if requested is not None and not isinstance(requested, str):
+            raise bad_request("issuer must be the URL of an OIDC issuer this registry trusts")
+        try:  # `npm trust <kind>` names none: the deployment's default issuer of the kind
+            issuer = b.issuers.relationship_issuer(provider.type, config, requested)
+        except UnknownIssuer as exc:
+            raise bad_request(str(exc)) from None
+        parsed.append((provider.type, config, permissions, issuer))
     return parsed
 
 
@@ -61,15 +69,18 @@ def create(b: Broker, req: Req) -> Response:
         if existing + len(configs) > MAX_PER_PACKAGE:
             raise conflict(f"{name} has {existing} trust relationships and may have at most {MAX_PER_PACKAGE}: "
                            "revoke one first (`npm trust list`, `npm trust revoke`)", code="trust.limit")
-        for provider, config, permissions in configs:
-            relationship = trust_store.add_relationship(conn, name.name, provider, config, permissions, user.name)
+        for provider, config, permissions, issuer in configs:
+            relationship = trust_store.add_relationship(conn, name.name, provider, config, permissions, user.name,
+                                                        issuer=issuer)
             if relationship is None:
                 raise conflict(f"{name} already has a {provider} trust relationship with these claims: "
                                "see `npm trust list`, revoke it first to change its permissions")
             created.append(relationship)
             audit.record(conn, "trust.created", actor=user.name, package=name.name, auth=cred.kind.value,
-                         id=relationship.id, provider=provider, claims=config_document(config),
+                         id=relationship.id, provider=provider, issuer=issuer, claims=config_document(config),
                          permissions=permissions)
+    for relationship in created:
+        b.issuers.note(relationship.provider, relationship.issuer)
     return json_response([describe(r) for r in created], status=201)
 
 

@@ -36,7 +36,8 @@ class GitHubClaims(BaseModel):
     run_attempt: str | None = None
     actor: str | None = None
     environment: str | None = None
-    event_name: str | None = None
+    event_name: str | None = None  # read by the registry's policy (broker/domain/policy.py)
+    runner_environment: str | None = None  # likewise
     repository_visibility: str | None = None
 
 
@@ -96,6 +97,7 @@ class GitHubProvider:
     bound_claims: ClassVar[tuple[str, ...]] = ("repository_id", "repository_owner_id")
     # Documented by GitHub, deliberately matched by nothing (some are shown in the audit log and to
     # the approver of a stage): the relationship names a repository, a workflow and an environment.
+    # event_name and runner_environment are the registry's policy (broker/domain/policy.py).
     unchecked_claims: ClassVar[frozenset[str]] = frozenset({
         "sub", "ref", "ref_type", "ref_protected", "sha", "head_ref", "base_ref", "event_name",
         "run_id", "run_number", "run_attempt", "runner_environment", "actor", "actor_id",

@@ -100,31 +100,25 @@ def check_environment(config: GitLabConfig, claims: GitLabClaims) -> str | None:
     return None
 
 
-def check_runner_environment(config: GitLabConfig, claims: GitLabClaims) -> str | None:
-    """npm trusts GitLab-hosted runners only: a self-hosted runner's machine is whoever runs it."""
-    if claims.runner_environment == "self-hosted":
-        return "the job ran on a self-hosted runner; only GitLab-hosted runners may exchange a token"
-    return None
-
-
 class GitLabProvider:
     type: ClassVar[str] = "gitlab"
     claims_model: ClassVar[type[BaseModel]] = GitLabClaims
     config_model: ClassVar[type[BaseModel]] = GitLabConfig
     required_claims: ClassVar[dict[str, Check]] = {"project_path": check_project_path,
                                                    "ci_config_ref_uri": check_ci_config_ref_uri}
-    optional_claims: ClassVar[dict[str, Check]] = {"environment": check_environment,
-                                                   "runner_environment": check_runner_environment}
+    optional_claims: ClassVar[dict[str, Check]] = {"environment": check_environment}
     # Pinned at the first successful exchange: a project deleted and created again under the same
     # path (or a group renamed and its name taken) gets new ids.
     bound_claims: ClassVar[tuple[str, ...]] = ("project_id", "namespace_id")
     # Documented by GitLab ("OpenID Connect (OIDC) Authentication Using ID Tokens"), deliberately
     # matched by nothing: the relationship names a project, a pipeline file and an environment.
-    # Some are shown in the audit log and to the approver of a stage.
+    # Some are shown in the audit log and to the approver of a stage; runner_environment is the
+    # registry's policy (broker/domain/policy.py: self-hosted runners unless the issuer allows them).
     unchecked_claims: ClassVar[frozenset[str]] = frozenset({
         "sub", "namespace_path", "user_id", "user_login", "user_email", "user_access_level", "user_identities",
         "groups_direct", "pipeline_id", "pipeline_source", "job_id", "ref", "ref_type", "ref_path",
-        "ref_protected", "environment_protected", "deployment_tier", "environment_action", "runner_id", "sha",
+        "ref_protected", "environment_protected", "deployment_tier", "environment_action", "runner_id",
+        "runner_environment", "sha",
         "ci_config_sha", "project_visibility", "job_project_id", "job_project_path", "job_namespace_id",
         "job_namespace_path"})
     shown_claims: ClassVar[tuple[str, ...]] = ("project_path", "ci_config_ref_uri", "environment")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from .circleci import CircleCIProvider
 from .github import GitHubProvider
 from .gitlab import GitLabProvider
 from .trust import Provider
 
-PROVIDERS: dict[str, Provider] = {GitHubProvider.type: GitHubProvider(), GitLabProvider.type: GitLabProvider()}
+PROVIDERS: dict[str, Provider] = {p.type: p for p in (GitHubProvider(), GitLabProvider(), CircleCIProvider())}

@@ -1,6 +1,6 @@
 """Trust relationships: which CI identities may publish or stage a package, and the matching rules.
 
-A provider (GitHub Actions, GitLab CI/CD; CircleCI later) declares, as in pypi/warehouse, a table
+A provider (GitHub Actions, GitLab CI/CD, CircleCI) declares, as in pypi/warehouse, a table
 of its token's claims: the claim name keys the check that reads it. Required claims must be present
 before any check runs; optional claims are checked only when the relationship configures them;
 bound claims are pinned at the first successful exchange; unchecked claims are read on purpose and
@@ -37,6 +37,7 @@ class TrustRelationship:
     config: BaseModel  # the provider's validated configuration model
     permissions: frozenset[str]
     bound: dict[str, str] = field(default_factory=dict)  # ids pinned at the first successful exchange
+    issuer: str = ""  # the OIDC issuer whose tokens it accepts; "" accepts none
 
 
 Check = Callable[[Any, Any], "str | None"]  # (configuration, claims) → why it does not match, for owners
@@ -133,8 +134,8 @@ def mismatches(provider: Provider, relationship: TrustRelationship, claims: Any)
 def matching_relationships(provider: Provider, claims: Any, relationships: list[TrustRelationship]) -> Match:
     granted, failed = [], []
     for relationship in relationships:
-        if relationship.provider != provider.type:
-            continue
+        if relationship.provider != provider.type or relationship.issuer != claims.iss:
+            continue  # a token of one issuer never meets another's relationships, whatever its claims
         found = mismatches(provider, relationship, claims)
         if found:
             failed.extend(found)

@@ -35,14 +35,16 @@ def _retryable(exc: BaseException) -> bool:
 
 
 class JwksCache:
-    def __init__(self, issuer: str, client: httpx.Client | None = None) -> None:
+    def __init__(self, issuer: str, client: httpx.Client | None = None,
+                 fetcher: ThreadPoolExecutor | None = None) -> None:
         self.issuer = issuer
         self._client = client or httpx.Client(timeout=TIMEOUT, follow_redirects=False)
         self._keys: dict[str, PyJWK] = {}
         self._fetched_at = -CACHE_TTL  # never fetched
         self._lock = threading.Lock()
         self._inflight: Future[None] | None = None
-        self._fetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jwks")
+        # Caches of many issuers (CircleCI: one per organization) may share one fetching thread.
+        self._fetcher = fetcher or ThreadPoolExecutor(max_workers=1, thread_name_prefix="jwks")
 
     def cached(self, kid: str) -> PyJWK | None:
         """The key if it is cached and fresh: never fetches, so an event loop may call it."""

@@ -94,11 +94,14 @@ async def issuer_key(jwks: JwksCache, kid: str) -> PyJWK:
 
 
 def verify_signed(token: str, key: PyJWK, *, issuer: str, audiences: list[str], model: type[Claims]) -> Claims:
-    """PyJWT checks the signature with `key`, then iss, aud and the times; the claims become `model`."""
+    """PyJWT checks the signature with `key`, then iss, aud and the times; the claims become `model`.
+    A jti is required unless the model derives its own (`derives_jti`: CircleCI writes none)."""
+    derives_jti = getattr(model, "derives_jti", False)
+    required = ["exp", "iat", "iss", "aud"] + ([] if derives_jti else ["jti"])
     try:
         payload = jwt.decode(
             token, key.key, algorithms=list(ALGORITHMS), audience=audiences, issuer=issuer, leeway=LEEWAY,
-            options={"require": ["exp", "iat", "iss", "aud", "jti"], "verify_signature": True})
+            options={"require": required, "verify_signature": True})
     except jwt.ExpiredSignatureError:
         raise TokenRejected("the OIDC token has expired: request a fresh one in the job", "expired") from None
     except jwt.ImmatureSignatureError:  # PyJWT ≥ 2.6 checks iat too: "issued in the future"
@@ -113,7 +116,7 @@ def verify_signed(token: str, key: PyJWK, *, issuer: str, audiences: list[str], 
         raise TokenRejected("the OIDC token's signature does not verify", "signature") from None
     except jwt.InvalidTokenError as exc:
         raise TokenRejected(f"the OIDC token is invalid ({exc.__class__.__name__})") from None
-    if not isinstance(payload["jti"], str) or not payload["jti"]:
+    if (not derives_jti or "jti" in payload) and (not isinstance(payload.get("jti"), str) or not payload["jti"]):
         raise TokenRejected("the OIDC token's jti must be a non-empty string", "claims")
     try:
         return model.model_validate(payload)

@@ -143,12 +143,14 @@ trust_relationships = Table(
     Column("id", String(36), primary_key=True),
     Column("package", String(214), ForeignKey("packages.name", ondelete="CASCADE"), nullable=False),
     Column("provider", String(32), nullable=False),
+    Column("issuer", String(255), nullable=False),  # the OIDC issuer whose tokens it accepts (CircleCI: per org)
     Column("claims", Text, nullable=False),  # canonical JSON of the provider's configuration
     Column("permissions", Text, nullable=False),
     Column("bound", Text, nullable=False, default="{}"),
     Column("created_by", String(214)),
     Column("created_at", Float, nullable=False),
-    UniqueConstraint("package", "provider", "claims", name="uq_trust_same_config"),
+    UniqueConstraint("package", "provider", "issuer", "claims", name="uq_trust_same_config"),
+    Index("ix_trust_provider_issuer", "provider", "issuer"),
 )
 
 # Every OIDC JWT id ever exchanged, kept until the JWT expires: the primary key refuses replays.

@@ -35,7 +35,8 @@ def _relationship(row) -> TrustRelationship | None:
         return None
     return TrustRelationship(id=row.id, package=row.package, provider=row.provider,
                              config=provider.config_model.model_validate_json(row.claims),
-                             permissions=frozenset(json.loads(row.permissions)), bound=json.loads(row.bound))
+                             permissions=frozenset(json.loads(row.permissions)), bound=json.loads(row.bound),
+                             issuer=row.issuer)
 
 
 def package_trust(conn: Connection, package: str) -> PackageTrust | None:
@@ -61,13 +62,13 @@ _PACKAGE_RELATIONSHIPS = (select(packages.c.name, packages.c.access, trust_relat
 
 
 def add_relationship(conn: Connection, package: str, provider: str, config: BaseModel, permissions: list[str],
-                     created_by: str) -> TrustRelationship | None:
-    """The new relationship, or None when the package has one with the same configuration."""
+                     created_by: str, *, issuer: str) -> TrustRelationship | None:
+    """The new relationship, or None when the package has one with the same issuer and configuration."""
     relationship_id = str(uuid.uuid4())
     try:
         with conn.begin_nested():
             conn.execute(insert(trust_relationships).values(
-                id=relationship_id, package=package, provider=provider,
+                id=relationship_id, package=package, provider=provider, issuer=issuer,
                 claims=config_json(config),
                 permissions=json.dumps(sorted(permissions)), bound="{}", created_by=created_by,
                 created_at=time.time()))
@@ -75,6 +76,12 @@ def add_relationship(conn: Connection, package: str, provider: str, config: Base
         return None
     row = conn.execute(select(trust_relationships).where(trust_relationships.c.id == relationship_id)).one()
     return _relationship(row)
+
+
+def issuers_in_use(conn: Connection, provider: str) -> frozenset[str]:
+    """The issuers that relationships of `provider` trust (for CircleCI: one per organization)."""
+    return frozenset(conn.execute(select(trust_relationships.c.issuer).distinct()
+                                  .where(trust_relationships.c.provider == provider)).scalars())
 
 
 def relationship_count(conn: Connection, package: str) -> int:

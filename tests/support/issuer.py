@@ -18,6 +18,12 @@ from jwt.algorithms import RSAAlgorithm
 
 REQUEST_TOKEN = "runner-request-token"
 
+# A CircleCI job's ids (UUIDs, as CircleCI writes them): organization, project, pipeline definition.
+CIRCLECI_ORG = "0b6c8a8e-5d1f-4c4a-9a57-1c0f3e1d2a01"
+CIRCLECI_PROJECT = "1c7d9b9f-6e2a-4d5b-8b68-2d1a4f2e3b02"
+CIRCLECI_PIPELINE_DEFINITION = "2d8eac0a-7f3b-4e6c-9c79-3e2b5a3f4c03"
+CIRCLECI_VCS_ORIGIN = "github.com/acme/widget"
+
 
 def _rsa_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -32,6 +38,7 @@ class FakeIssuer:
         self.rogue_key = _rsa_key()  # never published in the JWKS
         self.jobs: dict[str, dict] = {}
         self.jwks_requests = 0
+        self.jwks_requests_by_path: dict[str, int] = {}  # CircleCI: each organization's issuer has its own
         self.jwks_delay = 0.0  # seconds the JWKS answer takes (a slow issuer)
         self.token_requests = 0
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -50,7 +57,9 @@ class FakeIssuer:
         now = int(time.time())
         standard = {"iss": self.url, "aud": audience, "jti": str(uuid.uuid4()), "iat": now, "nbf": now,
                     "exp": now + 300}
-        shaped = {"github": self._github, "gitlab": self._gitlab}[self.kind]
+        if self.kind == "circleci":  # one issuer per organization, and no jti, nbf
+            standard = {"aud": audience, "iat": now, "exp": now + 300}
+        shaped = {"github": self._github, "gitlab": self._gitlab, "circleci": self._circleci}[self.kind]
         claims = {**standard, **shaped(**overrides)}
         return {k: v for k, v in claims.items() if v is not None}
 
@@ -71,6 +80,29 @@ class FakeIssuer:
         claims.update(overrides)
         return claims
 
+    @property
+    def circleci_prefix(self) -> str:
+        """What STAGEGATE_OIDC_CIRCLECI_ISSUER_PREFIX names for this fake (as https://oidc.circleci.com/org/)."""
+        return f"{self.url}/org/"
+
+    def _circleci(self, org: str = CIRCLECI_ORG, project: str = CIRCLECI_PROJECT,
+                  definition: str = CIRCLECI_PIPELINE_DEFINITION, vcs_origin: str = CIRCLECI_VCS_ORIGIN,
+                  **overrides) -> dict:
+        """Claims as CircleCI writes them for a job of a pipeline triggered by a push to main."""
+        ns = "oidc.circleci.com/"
+        claims = {
+            "iss": self.circleci_prefix + org,
+            "sub": f"org/{org}/project/{project}/user/5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9",
+            f"{ns}org-id": org, f"{ns}project-id": project, f"{ns}pipeline-definition-id": definition,
+            f"{ns}vcs-origin": vcs_origin, f"{ns}vcs-ref": "refs/heads/main", f"{ns}context-ids": [],
+            f"{ns}ssh-rerun": False, f"{ns}pipeline-id": str(uuid.uuid4()), f"{ns}workflow-id": str(uuid.uuid4()),
+            f"{ns}job-id": str(uuid.uuid4()),
+        }
+        for key, value in overrides.items():  # `ssh_rerun=True` stands for oidc.circleci.com/ssh-rerun
+            name = key if key in ("iss", "sub", "jti") or key.startswith(ns) else ns + key.replace("_", "-")
+            claims[name] = value
+        return claims
+
     def _github(self, repository: str = "acme/widget", workflow: str = "release.yml", **overrides) -> dict:
         owner = repository.split("/")[0]
         claims = {
@@ -80,6 +112,7 @@ class FakeIssuer:
             "job_workflow_ref": f"{repository}/.github/workflows/{workflow}@refs/heads/main",
             "ref": "refs/heads/main", "sha": "0123456789abcdef0123456789abcdef01234567", "run_id": "777",
             "run_attempt": "1", "actor": "octocat", "event_name": "push", "repository_visibility": "private",
+            "runner_environment": "github-hosted",
         }
         claims.update(overrides)
         return claims
@@ -125,11 +158,13 @@ class FakeIssuer:
 
             def do_GET(self) -> None:
                 parts = urlsplit(self.path)
-                if parts.path == "/.well-known/openid-configuration":
-                    self._json({"issuer": issuer.url, "jwks_uri": f"{issuer.url}/.well-known/jwks",
+                base = parts.path.rsplit("/.well-known/", 1)[0]  # "" or, for CircleCI, /org/<org-id>
+                if parts.path.endswith("/.well-known/openid-configuration"):
+                    self._json({"issuer": issuer.url + base, "jwks_uri": f"{issuer.url}{base}/.well-known/jwks",
                                 "id_token_signing_alg_values_supported": ["RS256"]})
-                elif parts.path == "/.well-known/jwks":
+                elif parts.path.endswith("/.well-known/jwks"):
                     issuer.jwks_requests += 1
+                    issuer.jwks_requests_by_path[base] = issuer.jwks_requests_by_path.get(base, 0) + 1
                     time.sleep(issuer.jwks_delay)
                     jwk = json.loads(RSAAlgorithm.to_jwk(issuer.key.public_key()))
                     self._json({"keys": [{**jwk, "kid": issuer.kid, "alg": "RS256", "use": "sig"}]})

@@ -50,6 +50,12 @@ PUBLISH_COMMAND = STAGE_COMMAND.replace("--allow-stage-publish", "--allow-publis
     ("version.used", 403, "publish", "Version already used", ["widget@1.2.0", "Bump the version"], ["npm trust"]),
     ("version.staged", 409, "stage", "Version already staged",
      ["widget@1.2.0", f"npm stage list widget --registry {REGISTRY}", "bump the version"], []),
+    ("oidc.pull-request-target", 403, "stage", "The registry's policy refuses this kind of job",
+     ["pull_request_target", "workflow_dispatch"], ["npm trust", "allow_workflow_run"]),
+    ("oidc.workflow-run", 403, "stage", "The registry's policy refuses this kind of job",
+     ["workflow_run", "allow_workflow_run"], ["npm trust"]),
+    ("oidc.self-hosted-runner", 403, "publish", "The registry's policy refuses this kind of job",
+     ["GitHub-hosted runner", "allow_self_hosted_runners"], ["npm trust"]),
     ("oidc.unavailable", 503, "stage", "Registry unavailable", ["Re-run the job"], []),
     ("server.busy", 503, "publish", "Registry unavailable", ["Re-run the job"], []),
 ])

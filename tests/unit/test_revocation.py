@@ -26,8 +26,8 @@ def test_a_trust_token_is_granted_until_one_of_its_relationships_goes(b):
     with b.db.write() as conn:
         user = accounts.create_user(conn, name, f"{name}@example.com", "not a real hash")
         assert registry.create_package(conn, name, user.id, "public")
-        kept = trust_store.add_relationship(conn, name, "github", _config("a/b"), ["createPackage"], name)
-        gone = trust_store.add_relationship(conn, name, "github", _config("a/c"), ["createPackage"], name)
+        kept = trust_store.add_relationship(conn, name, "github", _config("a/b"), ["createPackage"], name, issuer="i")
+        gone = trust_store.add_relationship(conn, name, "github", _config("a/c"), ["createPackage"], name, issuer="i")
         minted = token(conn, TokenKind.TRUST, user_id=None, trust_package=name,
                        trust_relationships=[kept.id, gone.id])
     with b.db.write() as conn:

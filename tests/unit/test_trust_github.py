@@ -9,6 +9,7 @@ from broker.domain.github import (GitHubClaims, GitHubConfig, GitHubProvider, ch
 from broker.domain.trust import (InvalidConfig, TrustRelationship, all_known_claims, config_document, config_json,
                                  matching_relationships, missing_required_claims, unknown_claims)
 
+ISSUER = "https://token.actions.githubusercontent.com"
 PROVIDER = GitHubProvider()
 
 # Every claim of GitHub's example token and claims list ("About security hardening with OpenID Connect").
@@ -22,7 +23,7 @@ GITHUB_DOCUMENTED_CLAIMS = {
 
 def claims(**overrides) -> GitHubClaims:
     repository = overrides.get("repository", "acme/widget")
-    values = {"iss": "https://token.actions.githubusercontent.com", "jti": "j-1", "exp": 2, "iat": 1,
+    values = {"iss": ISSUER, "jti": "j-1", "exp": 2, "iat": 1,
               "sub": f"repo:{repository}:ref:refs/heads/main", "repository": repository, "repository_id": "1001",
               "repository_owner": "acme", "repository_owner_id": "2002",
               "workflow_ref": f"{repository}/.github/workflows/release.yml@refs/heads/main"}
@@ -35,7 +36,7 @@ def config(**overrides) -> GitHubConfig:
 
 
 def relationship(bound: dict | None = None, rid: str = "r1", **overrides) -> TrustRelationship:
-    return TrustRelationship(id=rid, package="widget", provider="github", config=config(**overrides),
+    return TrustRelationship(id=rid, package="widget", issuer=ISSUER, provider="github", config=config(**overrides),
                              permissions=frozenset({"createStagedPackage"}), bound=bound or {})
 
 
@@ -151,14 +152,14 @@ def test_failed_claims_name_each_check_once_across_relationships():
 
 
 def test_permissions_of_every_matching_relationship_are_joined():
-    publish = TrustRelationship(id="r2", package="widget", provider="github", config=config(),
+    publish = TrustRelationship(id="r2", package="widget", issuer=ISSUER, provider="github", config=config(),
                                 permissions=frozenset({"createPackage"}))
     match = matching_relationships(PROVIDER, claims(), [relationship(), publish])
     assert match.permissions == {"createPackage", "createStagedPackage"}
 
 
 def test_relationships_of_another_provider_are_skipped():
-    other = TrustRelationship(id="g", package="widget", provider="gitlab", config=config(),
+    other = TrustRelationship(id="g", package="widget", issuer=ISSUER, provider="gitlab", config=config(),
                               permissions=frozenset({"createPackage"}))
     match = matching_relationships(PROVIDER, claims(), [other])
     assert match.granted == [] and match.mismatches == []

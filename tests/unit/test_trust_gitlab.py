@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from broker.domain.gitlab import (GitLabClaims, GitLabConfig, GitLabProvider, check_ci_config_ref_uri,
-                                  check_environment, check_project_path, check_runner_environment)
+                                  check_environment, check_project_path)
 from broker.domain.trust import (InvalidConfig, TrustRelationship, all_known_claims, config_document, config_json,
                                  matching_relationships, missing_required_claims, unknown_claims)
 
@@ -38,7 +38,7 @@ def config(**overrides) -> GitLabConfig:
 
 
 def relationship(bound: dict | None = None, rid: str = "r1", **overrides) -> TrustRelationship:
-    return TrustRelationship(id=rid, package="widget", provider="gitlab", config=config(**overrides),
+    return TrustRelationship(id=rid, package="widget", issuer=ISSUER, provider="gitlab", config=config(**overrides),
                              permissions=frozenset({"createStagedPackage"}), bound=bound or {})
 
 
@@ -128,11 +128,6 @@ def test_environment_check(configured, presented, refused):
     assert bool(reason) is refused
 
 
-@pytest.mark.parametrize("runner,refused", [("gitlab-hosted", False), (None, False), ("self-hosted", True)])
-def test_runner_environment_check(runner, refused):
-    assert bool(check_runner_environment(config(), claims(runner_environment=runner))) is refused
-
-
 # --- matching ----------------------------------------------------------------------------------
 def test_an_unbound_relationship_matches_any_project_id():
     match = matching_relationships(PROVIDER, claims(project_id="5"), [relationship()])
@@ -151,13 +146,8 @@ def test_a_bound_relationship_matches_only_its_pinned_ids(claim, value, refused)
         assert (mismatch.claim, mismatch.presented) == (claim, value)
 
 
-def test_a_self_hosted_runner_matches_no_relationship():
-    match = matching_relationships(PROVIDER, claims(runner_environment="self-hosted"), [relationship()])
-    assert match.granted == [] and match.failed_claims == ["runner_environment"]
-
-
 def test_github_relationships_are_skipped_for_a_gitlab_token():
-    other = TrustRelationship(id="g", package="widget", provider="github", config=config(),
+    other = TrustRelationship(id="g", package="widget", issuer=ISSUER, provider="github", config=config(),
                               permissions=frozenset({"createPackage"}))
     match = matching_relationships(PROVIDER, claims(), [other])
     assert match.granted == [] and match.mismatches == []

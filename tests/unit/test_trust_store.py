@@ -39,7 +39,8 @@ def claims(repository_id: str = "1001") -> GitHubClaims:
 
 def test_a_stored_configuration_loads_back_as_its_model_with_the_packages_access(db):
     with db.write() as conn:
-        trust_store.add_relationship(conn, "widget", "github", config("release.yml"), ["createPackage"], "owner")
+        trust_store.add_relationship(conn, "widget", "github", config("release.yml"), ["createPackage"], "owner",
+                                     issuer="i")
     with db.read() as conn:
         found = trust_store.package_trust(conn, "widget")
     assert found.access == "restricted"
@@ -49,8 +50,10 @@ def test_a_stored_configuration_loads_back_as_its_model_with_the_packages_access
 
 def test_the_same_configuration_twice_is_refused_by_the_database(db):
     with db.write() as conn:
-        assert trust_store.add_relationship(conn, "widget", "github", config("a.yml"), ["createPackage"], "o")
-        assert trust_store.add_relationship(conn, "widget", "github", config("a.yml"), ["createPackage"], "o") is None
+        assert trust_store.add_relationship(conn, "widget", "github", config("a.yml"), ["createPackage"], "o",
+                                            issuer="i")
+        assert trust_store.add_relationship(conn, "widget", "github", config("a.yml"), ["createPackage"], "o",
+                                            issuer="i") is None
 
 
 def test_a_missing_package_has_no_trust(db):
@@ -60,9 +63,10 @@ def test_a_missing_package_has_no_trust(db):
 
 def test_first_use_binds_every_matching_relationship_or_none(db):
     with db.write() as conn:
-        trust_store.add_relationship(conn, "widget", "github", config("release.yml"), ["createPackage"], "o")
+        trust_store.add_relationship(conn, "widget", "github", config("release.yml"), ["createPackage"], "o",
+                                     issuer="i")
         trust_store.add_relationship(conn, "widget", "github", config("release.yml", "ACME/widget"),
-                                              ["createStagedPackage"], "o")
+                                              ["createStagedPackage"], "o", issuer="i")
     with db.read() as conn:
         relationships = trust_store.package_relationships(conn, "widget")
     first, last = relationships
