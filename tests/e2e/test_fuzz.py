@@ -428,6 +428,13 @@ def send(client: httpx.Client, known: Known, case: Case, tally: Tally) -> None:
     except httpx.RemoteProtocolError as exc:
         tally.record(case.describe(), "no response", str(exc))
         return
+    except httpx.NetworkError as exc:
+        # A request refused before its body is read is answered with `connection: close`; a client still
+        # sending a large body may then see the connection reset before it reads the answer. Not so for a
+        # body the socket buffers hold whole.
+        large = len(case.body or b"") > 64 * 1024
+        tally.record(case.describe(), "reset while sending a large body" if large else "no response", str(exc))
+        return
     tally.record(case.describe(), response.status_code, response.text)
 
 
