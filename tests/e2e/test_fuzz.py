@@ -48,6 +48,7 @@ ROUTES = [
     ("GET", "/-/ping"),
     ("GET", "/-/healthz"),
     ("POST", "/-/npm/v1/oidc/token/exchange/package/{pkg}"),
+    ("POST", "/-/npm/v1/oidc/token/verify/package/{pkg}"),
     ("GET", "/-/whoami"),
     ("PUT", "/-/user/org.couchdb.user:{user}"),
     ("PUT", "/-/user/org.couchdb.user:{user}/-rev/{rev}"),
