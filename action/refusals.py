@@ -36,6 +36,9 @@ class Job:
     claims: JobClaims = field(default_factory=JobClaims)
 
 
+PERMISSION_FOR_MODE = {"stage": "createStagedPackage", "publish": "createPackage"}
+
+
 def registry_flag(registry: str) -> str:
     return "" if registry.rstrip("/") == "https://registry.npmjs.org" else f" --registry {registry}"
 
