@@ -8,7 +8,8 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from ..domain.credentials import Action
-from ..domain.trust import PERMISSIONS, InvalidConfig, TrustRelationship, config_document
+from ..domain.constraints import Constraints
+from ..domain.trust import PERMISSIONS, InvalidConfig, TrustRelationship, claims_document, config_from_request
 from ..errors import bad_request, conflict, forbidden, not_found
 from ..store import accounts, audit, registry
 from ..store import trust as trust_store
@@ -23,11 +24,11 @@ MAX_PER_PACKAGE = 10  # as npmjs.com: every relationship is a way in, and each e
 
 def describe(relationship: TrustRelationship) -> dict[str, Any]:
     # `claims` is the npm CLI's name for the relationship's configuration.
-    return {"id": relationship.id, "type": relationship.provider, "claims": config_document(relationship.config),
+    return {"id": relationship.id, "type": relationship.provider, "claims": claims_document(relationship.config, relationship.constraints),
             "permissions": sorted(relationship.permissions)}
 
 
-def _parsed(b: Broker, raw: Any) -> list[tuple[str, BaseModel, list[str]]]:
+def _parsed(b: Broker, raw: Any) -> list[tuple[str, BaseModel, Constraints | None, list[str]]]:
     items = raw if isinstance(raw, list) else [raw]
     if not items or len(items) > MAX_PER_REQUEST or not all(isinstance(i, dict) for i in items):
         raise bad_request(f"send a list of 1 to {MAX_PER_REQUEST} trust configurations "
@@ -39,7 +40,7 @@ def _parsed(b: Broker, raw: Any) -> list[tuple[str, BaseModel, list[str]]]:
             raise bad_request(f"trust relationships of type {item.get('type')!r} are not supported by this "
                               f"registry; supported: {', '.join(sorted(b.providers))}")
         try:
-            config = provider.config_from_request(item.get("claims"))
+            config, constraints = config_from_request(provider, item.get("claims"))
         except InvalidConfig as exc:
             raise bad_request(str(exc)) from None
         permissions = item.get("permissions")
@@ -47,7 +48,7 @@ def _parsed(b: Broker, raw: Any) -> list[tuple[str, BaseModel, list[str]]]:
                 not all(p in PERMISSIONS for p in permissions) or len(set(permissions)) != len(permissions):
             raise bad_request("permissions must name at least one of: " +
                               ", ".join(f"{p} for {flag}" for p, flag in PERMISSIONS.items()))
-        parsed.append((provider.type, config, permissions))
+        parsed.append((provider.type, config, constraints, permissions))
     return parsed
 
 
@@ -61,14 +62,15 @@ def create(b: Broker, req: Req) -> Response:
         if existing + len(configs) > MAX_PER_PACKAGE:
             raise conflict(f"{name} has {existing} trust relationships and may have at most {MAX_PER_PACKAGE}: "
                            "revoke one first (`npm trust list`, `npm trust revoke`)", code="trust.limit")
-        for provider, config, permissions in configs:
-            relationship = trust_store.add_relationship(conn, name.name, provider, config, permissions, user.name)
+        for provider, config, constraints, permissions in configs:
+            relationship = trust_store.add_relationship(conn, name.name, provider, config, permissions, user.name,
+                                                        constraints=constraints)
             if relationship is None:
                 raise conflict(f"{name} already has a {provider} trust relationship with these claims: "
                                "see `npm trust list`, revoke it first to change its permissions")
             created.append(relationship)
             audit.record(conn, "trust.created", actor=user.name, package=name.name, auth=cred.kind.value,
-                         id=relationship.id, provider=provider, claims=config_document(config),
+                         id=relationship.id, provider=provider, claims=claims_document(config, constraints),
                          permissions=permissions)
     return json_response([describe(r) for r in created], status=201)
 

@@ -15,7 +15,8 @@ from sqlalchemy.exc import IntegrityError
 from pydantic import BaseModel
 
 from ..domain.providers import PROVIDERS
-from ..domain.trust import TrustRelationship, config_json
+from ..domain.constraints import Constraints
+from ..domain.trust import TrustRelationship, claims_json, stored_config
 from .tables import oidc_jtis, packages, trust_relationships
 
 log = logging.getLogger("stagegate")
@@ -33,9 +34,10 @@ def _relationship(row) -> TrustRelationship | None:
     if provider is None:
         log.warning("trust relationship %s has the unknown type %r: ignored", row.id, row.provider)
         return None
-    return TrustRelationship(id=row.id, package=row.package, provider=row.provider,
-                             config=provider.config_model.model_validate_json(row.claims),
-                             permissions=frozenset(json.loads(row.permissions)), bound=json.loads(row.bound))
+    config, constraints = stored_config(provider, row.claims)
+    return TrustRelationship(id=row.id, package=row.package, provider=row.provider, config=config,
+                             permissions=frozenset(json.loads(row.permissions)), bound=json.loads(row.bound),
+                             constraints=constraints)
 
 
 def package_trust(conn: Connection, package: str) -> PackageTrust | None:
@@ -61,14 +63,14 @@ _PACKAGE_RELATIONSHIPS = (select(packages.c.name, packages.c.access, trust_relat
 
 
 def add_relationship(conn: Connection, package: str, provider: str, config: BaseModel, permissions: list[str],
-                     created_by: str) -> TrustRelationship | None:
+                     created_by: str, constraints: Constraints | None = None) -> TrustRelationship | None:
     """The new relationship, or None when the package has one with the same configuration."""
     relationship_id = str(uuid.uuid4())
     try:
         with conn.begin_nested():
             conn.execute(insert(trust_relationships).values(
                 id=relationship_id, package=package, provider=provider,
-                claims=config_json(config),
+                claims=claims_json(config, constraints),
                 permissions=json.dumps(sorted(permissions)), bound="{}", created_by=created_by,
                 created_at=time.time()))
     except IntegrityError:
