@@ -179,7 +179,7 @@ def decide(conn, issuer: TrustedIssuer, claims, package: str) -> tuple[Match | E
     if missing:
         return ExchangeRefused(401, f"the OIDC token has no {', '.join(missing)} claim",
                                code="oidc.invalid-token"), {}
-    trust = trust_store.package_trust(conn, package)
+    trust = trust_store.trust_for(conn, package)  # the package's relationships, then its scope's
     if trust is None:
         return _package_not_found(), {}
     match = matching_relationships(issuer.provider, claims, trust.relationships)
@@ -206,7 +206,7 @@ def _bound(conn, issuer: TrustedIssuer, claims, match: Match) -> bool:
         return True
     ids = binding(issuer.provider, claims)
     with conn.begin_nested() as savepoint:
-        if all(trust_store.bind(conn, r.id, ids) for r in unbound):
+        if all(trust_store.bind_relationship(conn, r, ids) for r in unbound):
             return True
         savepoint.rollback()
     return False

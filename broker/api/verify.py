@@ -99,7 +99,8 @@ async def _owner_comparison(b: Broker, req: Req, name: PackageName) -> Response:
 
     def compare(conn) -> dict[str, Any]:
         outcome, _ = decide(conn, issuer, claims, name.name)
-        relationships = trust_store.package_relationships(conn, name.name) or []
+        found = trust_store.trust_for(conn, name.name)
+        relationships = found.relationships if found else []
         answer = comparison(issuer, claims, name.name, outcome,
                             matching_relationships(issuer.provider, claims, relationships), relationships)
         audit.record(conn, "oidc.verify", actor=user.name, package=name.name, auth=cred.kind.value,

@@ -41,6 +41,7 @@ class TrustRelationship:
     permissions: frozenset[str]
     bound: dict[str, str] = field(default_factory=dict)  # ids pinned at the first successful exchange
     constraints: Constraints | None = None  # an admin's narrowing beyond the CLI's flags (constraints.py)
+    created_by: str | None = None  # the account that made it (scope relationships cover what it owns)
 
 
 Check = Callable[[Any, Any], "str | None"]  # (configuration, claims) → why it does not match, for owners
