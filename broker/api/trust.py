@@ -34,7 +34,8 @@ MAX_PER_PACKAGE = 10  # as npmjs.com: every relationship is a way in, and each e
 
 def describe(relationship: TrustRelationship) -> dict[str, Any]:
     # `claims` is the npm CLI's name for the relationship's configuration.
-    return {"id": relationship.id, "type": relationship.provider, "claims": claims_document(relationship.config, relationship.constraints),
+    return {"id": relationship.id, "type": relationship.provider,
+            "claims": claims_document(relationship.config, relationship.constraints),
             "permissions": sorted(relationship.permissions)}
 
 

@@ -85,7 +85,7 @@ async def verify(b: Broker, req: Req) -> Response:
 
     def decided():
         with b.db.read() as conn:
-            return decide(conn, issuer, claims, name.name)[0]
+            return decide(b, conn, issuer, claims, name.name)[0]
     outcome = await to_thread.run_sync(decided)
     if isinstance(outcome, ExchangeRefused):
         raise outcome
@@ -98,7 +98,7 @@ async def _owner_comparison(b: Broker, req: Req, name: PackageName) -> Response:
     issuer, claims = await verified_claims(b, jwt)
 
     def compare(conn) -> dict[str, Any]:
-        outcome, _ = decide(conn, issuer, claims, name.name)
+        outcome, _ = decide(b, conn, issuer, claims, name.name)
         found = trust_store.trust_for(conn, name.name)
         relationships = found.relationships if found else []
         answer = comparison(issuer, claims, name.name, outcome,

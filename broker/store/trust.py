@@ -8,7 +8,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -189,6 +189,10 @@ def add_scope_relationship(conn: Connection, scope: str, provider: str, config: 
 
 
 def scope_relationship_count(conn: Connection, scope: str) -> int:
+    """How many relationships the scope has, its additions taking turns (PostgreSQL: a transaction-scoped
+    advisory lock, as a scope has no row to lock; SQLite writes are serialized anyway)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"scope-trust:{scope}"})
     return conn.execute(select(func.count()).select_from(scope_trust_relationships)
                         .where(scope_trust_relationships.c.scope == scope)).scalar_one()
 

@@ -81,7 +81,8 @@ def test_a_scope_relationship_does_not_cover_a_package_its_creator_does_not_own(
 def test_a_name_taken_by_someone_else_after_the_exchange_is_not_staged_into(accounts, issuer, broker):
     scope = unique_name("s").replace("-", "")
     owner, _ = scope_owner(accounts, scope, count=1)
-    assert owner.http("POST", f"-/package/@{scope}%2f*/trust", otp=True, json=[github_relationship()]).status_code == 201
+    made = owner.http("POST", f"-/package/@{scope}%2f*/trust", otp=True, json=[github_relationship()])
+    assert made.status_code == 201, made.text
     new = f"@{scope}/{unique_name()}"
     minted = exchange(broker.url, new, issuer.token())
     assert minted.status_code == 201, minted.text  # a free name of the scope
