@@ -98,8 +98,10 @@ def split(provider: str, raw: Any) -> tuple[Any, Constraints | None]:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise InvalidConstraint(f"claims.{where}: {first['msg'].removeprefix('Value error, ')}") from None
-    if constraints.ref is not None and provider not in REF_CLAIM:
-        raise InvalidConstraint(f"claims.ref: {provider} relationships cannot constrain the ref")
+    for key in ("ref", "ref_protected"):
+        if getattr(constraints, key) is not None and provider not in REF_CLAIM:
+            raise InvalidConstraint(f"claims.{key}: {provider} tokens name no ref; only GitHub Actions and GitLab "
+                                    "relationships can constrain it")
     if constraints.job_workflow_ref is not None and provider != "github":
         raise InvalidConstraint("claims.job_workflow_ref: only GitHub Actions relationships name a reusable workflow")
     return rest, constraints

@@ -98,6 +98,12 @@ def test_only_github_names_a_reusable_workflow():
         split("gitlab", {"job_workflow_ref": "acme/shared/.github/workflows/publish.yml"})
 
 
+@pytest.mark.parametrize("raw", [{"ref": "refs/heads/main"}, {"ref_protected": True}])
+def test_a_provider_whose_tokens_name_no_ref_cannot_constrain_it(raw):
+    with pytest.raises(InvalidConstraint, match="name no ref"):
+        split("circleci", raw)
+
+
 def test_constraints_round_trip_through_storage_and_show_next_to_the_clis_keys():
     provider = GitHubProvider()
     raw = {"repository": REPO, "workflow_ref": {"file": "release.yml"}, "ref": "refs/tags/v*", "ref_protected": True}
