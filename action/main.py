@@ -1,4 +1,7 @@
-"""stagegate-action: read inputs → pack → OIDC token → exchange → stage (or publish) → outputs."""
+"""stagegate-action: read inputs → pack → OIDC token → exchange → stage (or publish) → outputs.
+
+A dry run packs and checks, then asks the broker what the exchange would grant this job (its verify
+route: the token is not spent) and uploads nothing."""
 
 from __future__ import annotations
 
@@ -18,9 +21,9 @@ from .claims import JobClaims
 from .errors import ActionError
 from .http import TIMEOUT
 from .inputs import Inputs, read_inputs
-from .oidc import exchange, request_id_token
+from .oidc import exchange, request_id_token, verify
 from .pack import Packed, from_tarball, lifecycle_scripts, pack
-from .refusals import Job
+from .refusals import PERMISSION_FOR_MODE, Job, PermissionDenied
 from .registry import Registry, document, escaped
 
 
@@ -75,6 +78,22 @@ def _trust_token(client: httpx.Client, inputs: Inputs, job: Job) -> tuple[str, J
     return token, job
 
 
+def _would_get(client: httpx.Client, inputs: Inputs, job: Job) -> tuple[list[str], Job]:
+    """What the exchange would grant this job; a refusal (the exchange's, or a mode the relationship
+    does not allow) is raised and explained as in a real run."""
+    with group("Check the job's OIDC token (dry run)"):
+        id_token = request_id_token(client, inputs.oidc_audience)
+        core.set_secret(id_token)
+        job = replace(job, claims=JobClaims.of(id_token))
+        permissions = verify(client, inputs.registry_origin, escaped(job.package), id_token, job)
+        print(f"the exchange would grant {', '.join(permissions)} on {job.package}")
+    needed = PERMISSION_FOR_MODE[inputs.mode]
+    if needed not in permissions:
+        raise PermissionDenied("the OIDC token check (dry run)", 403, "trust.permission-denied",
+                               f"the matching relationship grants {', '.join(permissions)}, not {needed}", job)
+    return permissions, job
+
+
 def run(inputs: Inputs) -> dict[str, str]:
     workspace = Path(os.environ.get("GITHUB_WORKSPACE", "."))
     with group("Pack"):
@@ -89,7 +108,11 @@ def run(inputs: Inputs) -> dict[str, str]:
     job = Job(package=manifest["name"], version=manifest["version"], mode=inputs.mode, registry=inputs.registry,
               audience=inputs.oidc_audience)
     with httpx.Client(timeout=TIMEOUT, follow_redirects=False) as client:
-        token, job = _trust_token(client, inputs, job) if not inputs.dry_run else (None, job)
+        if inputs.dry_run:
+            token, (permissions, job) = None, _would_get(client, inputs, job)
+            outputs["permissions"] = ",".join(permissions)
+        else:
+            token, job = _trust_token(client, inputs, job)
         registry = Registry(client, inputs.registry, token, job, on_retry=_on_retry)
         with group("Check the registry"):
             checks.check_against_registry(manifest, default_tag, registry.packument(manifest["name"]))
@@ -107,13 +130,17 @@ def run(inputs: Inputs) -> dict[str, str]:
     return outputs
 
 
+def _dry_run_asked() -> bool:
+    return (core.get_input("dry-run") or "").lower() == "true"
+
+
 def main() -> int:
     try:
         inputs = read_inputs()
         outputs = run(inputs)
     except ActionError as exc:
         annotate("error", exc.diagnostics(), exc.title)
-        report.write_summary(report.failure(exc))
+        report.write_summary(report.failure(exc, dry_run=_dry_run_asked()))
         return 1
     for key, value in outputs.items():
         core.set_output(key, value)

@@ -98,3 +98,25 @@ def exchange(client: httpx.Client, registry_origin: str, escaped_name: str, id_t
     if not isinstance(token, str) or not token:
         raise OidcError("the registry's exchange answer has no token")
     return token
+
+
+def verify(client: httpx.Client, registry_origin: str, escaped_name: str, id_token: str, job: Job) -> list[str]:
+    """The permissions an exchange would grant this job (the broker's dry run: nothing is spent), or the
+    refusal the exchange would give, explained by its code."""
+    url = f"{registry_origin}-/npm/v1/oidc/token/verify/package/{escaped_name}"
+    what = "the OIDC token check (dry run)"
+    try:
+        response = send(client, "POST", url, headers={"authorization": f"Bearer {id_token}"})
+    except RetryableStatus as exc:
+        raise refusal(exc.response, what, job, EXCHANGE_FALLBACK) from None
+    except httpx.HTTPError as exc:
+        raise Unreachable(f"cannot reach the registry at {registry_origin}: {exc.__class__.__name__}") from None
+    if response.status_code != 200:
+        raise refusal(response, what, job, EXCHANGE_FALLBACK)
+    try:
+        permissions = response.json()["permissions"]
+    except (ValueError, KeyError, TypeError):
+        raise OidcError("the registry's dry-run answer has no permissions") from None
+    if not isinstance(permissions, list) or not all(isinstance(p, str) for p in permissions):
+        raise OidcError("the registry's dry-run answer has no permissions")
+    return permissions

@@ -8,7 +8,7 @@ code) is understood by what its status means at that step (`*_FALLBACK`).
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar, Literal
 
 import httpx
@@ -36,6 +36,9 @@ class Job:
     claims: JobClaims = field(default_factory=JobClaims)
 
 
+PERMISSION_FOR_MODE = {"stage": "createStagedPackage", "publish": "createPackage"}
+
+
 def registry_flag(registry: str) -> str:
     return "" if registry.rstrip("/") == "https://registry.npmjs.org" else f" --registry {registry}"
 
@@ -44,13 +47,14 @@ def allow_flag(mode: str) -> str:
     return "--allow-publish" if mode == "publish" else "--allow-stage-publish"
 
 
-def trust_command(job: Job) -> str:
-    """The `npm trust github` command that allows this very job (placeholders where a claim is missing)."""
+def trust_command(job: Job, package: str | None = None) -> str:
+    """The `npm trust github` command that allows this very job (placeholders where a claim is missing)
+    for its package, or for `package` (a scope's `@scope/*`)."""
     claims = job.claims
     repo = shlex.quote(claims.repository) if claims.repository else "<owner/repo>"
     file = shlex.quote(claims.workflow_file) if claims.workflow_file else "<workflow.yml>"
     env = f" --env {shlex.quote(claims.environment)}" if claims.environment else ""
-    return (f"npm trust github {shlex.quote(job.package)} --repo {repo} --file {file}{env} "
+    return (f"npm trust github {shlex.quote(package or job.package)} --repo {repo} --file {file}{env} "
             f"{allow_flag(job.mode)}{registry_flag(job.registry)}")
 
 
@@ -101,9 +105,13 @@ class PackageNotFound(Refused):
     codes = ("package.not-found",)
 
     def hint(self) -> str:
+        scope = self.job.package.split("/")[0] if self.job.package.startswith("@") else None
+        scoped = (f"\nOr an owner of every package of {scope} trusts this workflow for the whole scope, new "
+                  f"packages included (their first version is staged):\n\n  "
+                  f"{trust_command(replace(self.job, mode='stage'), f'{scope}/*')}\n" if scope else "")
         return (f"{self.job.package} must exist before a workflow can be trusted with it: publish its first "
                 f"version by hand (`npm publish{registry_flag(self.job.registry)}` as an owner with 2FA), then "
-                f"allow this workflow with:\n\n  {trust_command(self.job)}\n\n"
+                f"allow this workflow with:\n\n  {trust_command(self.job)}\n{scoped}\n"
                 "(A restricted package that no relationship matches answers the same, so as not to reveal "
                 f"it.)\n{presented_claims(self.job)}")
 

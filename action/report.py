@@ -42,10 +42,18 @@ def next_commands(registry: str, stage_id: str) -> list[str]:
             f"npm stage approve {stage_id}{flag} --otp=<code from your authenticator>"]
 
 
+PERMISSION_WORDS = {"createStagedPackage": "stage (`npm stage publish`, `mode: stage`)",
+                    "createPackage": "publish (`npm publish`, `mode: publish`)"}
+
+
 def summary(outputs: dict[str, str], registry: str, mode: str, dry_run: bool) -> str:
     title = "Dry run: nothing uploaded" if dry_run else ("Staged for approval" if mode == "stage" else "Published")
     rows = "\n".join(f"| {key} | `{value}` |" for key, value in outputs.items() if value)
     text = f"### stagegate: {title}\n\n| | |\n|---|---|\n{rows}\n"
+    if dry_run and outputs.get("permissions"):
+        granted = "\n".join(f"- {PERMISSION_WORDS.get(p, p)}" for p in outputs["permissions"].split(","))
+        text += (f"\nThe registry checked this job's OIDC token (without using it up): a real run would get "
+                 f"a token for {outputs['package']} that may\n\n{granted}\n")
     if mode == "stage" and not dry_run and outputs.get("stage-id"):
         commands = "\n".join(next_commands(registry, outputs["stage-id"]))
         text += (f"\nA maintainer with 2FA reviews and approves it:\n\n```sh\n{commands}\n```\n"
@@ -53,9 +61,9 @@ def summary(outputs: dict[str, str], registry: str, mode: str, dry_run: bool) ->
     return text
 
 
-def failure(exc: ActionError) -> str:
+def failure(exc: ActionError, dry_run: bool = False) -> str:
     """The job summary of a failed run: what went wrong and, where the action knows, what to do."""
-    text = f"### stagegate: {exc.title}\n\n{exc}\n"
+    text = f"### stagegate: {'Dry run: ' if dry_run else ''}{exc.title}\n\n{exc}\n"
     hint = exc.hint()
     return text + f"\n```text\n{hint}\n```\n" if hint else text
 

@@ -13,7 +13,8 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from . import metrics
-from .api import access, audit, disttags, health, keys, oidc, packages, profile, review, stage, tokens, trust, users
+from .api import (access, audit, disttags, health, keys, oidc, packages, profile, review, stage, tokens, trust, users,
+                  verify)
 from .api import metrics as metrics_api
 from .api.auth import refuse_trust_token
 from .api.context import Broker
@@ -41,6 +42,10 @@ def routes(b: Broker) -> list[Route]:
         # The exchange has no body (the JWT is the Authorization header): any body is a 413 unread.
         route("POST", r"/-/npm/v1/oidc/token/exchange/package/{pkg}", oidc.exchange, max_body=0, trust_ok=True,
               anonymous_body=True),
+        # The dry run: a CI job sends no body (its JWT is the Authorization header); an owner sends one
+        # JWT as the body, read only once their session credential checked out (api/verify.py).
+        route("POST", r"/-/npm/v1/oidc/token/verify/package/{pkg}", verify.verify, max_body=verify.OWNER_BODY,
+              trust_ok=True),
         route("GET", r"/-/whoami", users.whoami),
         route("PUT", r"/-/user/org\.couchdb\.user:(?P<name>[^/]+)(?:/-rev/(?P<rev>[^/]+))?", users.couch_put,
               max_body=LOGIN_BODY, anonymous_body=True),

@@ -7,7 +7,7 @@ gets its 401 (and a wrong credential its 403) while the body is still on the wir
 from __future__ import annotations
 
 from ..domain.credentials import TokenKind
-from ..domain.names import InvalidName, parse_package_name
+from ..domain.names import InvalidName, parse_package_name, parse_scope_wildcard
 from ..domain.trust import PERMISSIONS
 from ..errors import bad_request, forbidden
 from .auth import TRUST_ONLY, require_login, trust_token_for
@@ -22,6 +22,8 @@ def check_before_body(b: Broker, route: Route, req: Req) -> None:
     cred = require_login(b, req)
     if cred.kind is TokenKind.TRUST and not route.trust_ok:
         raise forbidden(TRUST_ONLY, code="trust.route-denied")
+    if cred.kind is not TokenKind.TRUST and "pkg" in req.params and parse_scope_wildcard(req.params["pkg"]) is not None:
+        return  # a scope's relationships (`@scope/*`, api/trust.py): the handler checks the scope's owners
     try:
         package = parse_package_name(req.params["pkg"]).name if "pkg" in req.params else None
     except InvalidName as exc:

@@ -1,8 +1,9 @@
 """The OIDC token exchange: a CI job's JWT in, a short-lived single-package token out.
 
-Four visible steps: verify the JWT → spend it → match the package's relationships → mint. A refusal
-tells the caller only what its own token presents and which checks failed; the comparison with what
-the relationships expect goes to the audit log, for the package's owners.
+Four visible steps: verify the JWT → spend it → decide (match the package's relationships) → mint.
+A refusal tells the caller only what its own token presents and which checks failed; the comparison
+with what the relationships expect goes to the audit log, for the package's owners. The verify and
+decide steps are shared with the dry run (api/verify.py), which spends and mints nothing.
 """
 
 from __future__ import annotations
@@ -92,8 +93,8 @@ async def exchange(b: Broker, req: Req) -> Response:
 
 async def _exchange(b: Broker, req: Req) -> Response:
     name = package_name(req)
-    issuer, claims = await _verified_claims(b, req)
-    _report_unknown_claims(issuer, claims)
+    issuer, claims = await verified_claims(b, bearer_jwt(req))
+    report_unknown_claims(issuer, claims)
     # A refusal is returned, not raised: the transaction then commits, spending the token's jti
     # whatever the outcome, so one token cannot probe many packages.
     outcome = await asyncio.wrap_future(b.db.write_grouped(lambda conn: _spend(b, conn, issuer, claims, name.name)))
@@ -102,7 +103,7 @@ async def _exchange(b: Broker, req: Req) -> Response:
     return json_response({"token": outcome, "expires": iso(time.time() + b.settings.oidc_token_ttl)}, status=201)
 
 
-def _bearer(req: Req) -> str:
+def bearer_jwt(req: Req) -> str:
     scheme, _, token = (req.headers.get("authorization") or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ExchangeRefused(401, "send the CI job's OIDC token as `Authorization: Bearer <jwt>`",
@@ -110,8 +111,8 @@ def _bearer(req: Req) -> str:
     return token.strip()
 
 
-async def _verified_claims(b: Broker, req: Req):
-    token = _bearer(req)
+async def verified_claims(b: Broker, token: str):
+    """The issuer and the typed claims of a JWT whose signature, issuer, audience and times verify."""
     issuer: TrustedIssuer | None = None
     try:
         unverified = peek(token)
@@ -142,7 +143,7 @@ async def _count_unverified(b: Broker, issuer: str, reason: str) -> None:
     await asyncio.wrap_future(b.db.write_grouped(record))
 
 
-def _report_unknown_claims(issuer: TrustedIssuer, claims) -> None:
+def report_unknown_claims(issuer: TrustedIssuer, claims) -> None:
     """Claims the provider does not account for are logged, by name only and once per process."""
     new = [n for n in unknown_claims(issuer.provider, (claims.model_extra or {}).keys()) if n not in _REPORTED_CLAIMS]
     if new and len(_REPORTED_CLAIMS) < 1000:
@@ -160,7 +161,9 @@ def _spend(b: Broker, conn, issuer: TrustedIssuer, claims, package: str) -> str 
             401, "this OIDC token was already exchanged (replayed jti): request a fresh token in the job",
             code="oidc.replayed")
     else:
-        outcome, detail = _decide(b, conn, issuer, claims, package)
+        decided, detail = decide(b, conn, issuer, claims, package)
+        outcome = decided if isinstance(decided, ExchangeRefused) else _grant(b, conn, issuer, claims, package,
+                                                                               decided, detail)
     if secrets.randbelow(64) == 0:  # now and then, not on every exchange
         trust_store.forget_expired_jtis(conn, LEEWAY)
     result = "granted" if isinstance(outcome, str) else f"refused {outcome.status}: {outcome.error}"
@@ -169,8 +172,9 @@ def _spend(b: Broker, conn, issuer: TrustedIssuer, claims, package: str) -> str 
     return outcome
 
 
-def _decide(b: Broker, conn, issuer: TrustedIssuer, claims, package: str) -> tuple[str | ExchangeRefused, dict]:
-    """A minted token or the refusal, and what the audit row says about it (owners only)."""
+def decide(b: Broker, conn, issuer: TrustedIssuer, claims, package: str) -> tuple[Match | ExchangeRefused, dict]:
+    """The relationships that grant this token the package, or the refusal; and what the audit row says
+    about it (owners only). Reads only: the dry run (api/verify.py) decides exactly as the exchange."""
     missing = missing_required_claims(issuer.provider, claims)
     if missing:
         return ExchangeRefused(401, f"the OIDC token has no {', '.join(missing)} claim",
@@ -178,18 +182,24 @@ def _decide(b: Broker, conn, issuer: TrustedIssuer, claims, package: str) -> tup
     refused = policy_refusal(issuer.provider.type, claims, issuer)  # the registry's policy, before any package's
     if refused is not None:
         return ExchangeRefused(403, refused.message, code=refused.code), {"policy": refused.code}
-    trust = trust_store.package_trust(conn, package)
+    trust = trust_store.trust_for(conn, package)  # the package's relationships, then its scope's
     if trust is None:
         return _package_not_found(), {}
     match = matching_relationships(issuer.provider, claims, trust.relationships)
     detail = {"mismatches": [asdict(m) for m in match.mismatches]}
     if not match.granted:
         return _no_match(issuer, claims, package, match, trust), detail
+    return match, detail
+
+
+def _grant(b: Broker, conn, issuer: TrustedIssuer, claims, package: str, match: Match,
+           detail: dict) -> str | ExchangeRefused:
+    """Bind the relationships used for the first time, then mint; `detail` gains what was granted."""
     if not _bound(conn, issuer, claims, match):
         return ExchangeRefused(403, "the trust relationship was just bound to another repository id",
-                               code="oidc.no-match"), detail
+                               code="oidc.no-match")
     detail.update(relationships=[r.id for r in match.granted], permissions=sorted(match.permissions))
-    return _mint(b, conn, issuer, claims, package, match), detail
+    return _mint(b, conn, issuer, claims, package, match)
 
 
 def _bound(conn, issuer: TrustedIssuer, claims, match: Match) -> bool:
@@ -199,7 +209,7 @@ def _bound(conn, issuer: TrustedIssuer, claims, match: Match) -> bool:
         return True
     ids = binding(issuer.provider, claims)
     with conn.begin_nested() as savepoint:
-        if all(trust_store.bind(conn, r.id, ids) for r in unbound):
+        if all(trust_store.bind_relationship(conn, r, ids) for r in unbound):
             return True
         savepoint.rollback()
     return False

@@ -17,7 +17,8 @@ from ..domain.staging import (StageItem, actor_type, may_stage, page_of, parse_s
 from ..errors import bad_request, conflict, forbidden, not_found
 from ..services import review
 from ..services.versions import check_version_free, commit_version
-from ..store import audit, registry
+from ..domain.packages import initial_access
+from ..store import accounts, audit, registry
 from ..store import staging as stage_store
 from ..store.accounts import User
 from ..store.staging import StageRow, Visible
@@ -49,27 +50,43 @@ def stage_publish(b: Broker, req: Req) -> Response:
     decision = may_stage(cred, name.name)
     if isinstance(decision, Refused):
         raise forbidden(decision.reason, code=decision.code)
-    actor = _stager(b, cred, name)
+    actor, new_owners = _stager(b, cred, name)
     request = parse_document(b, name, req.take_json())
     with b.db.read() as conn:
         if key is not None and (earlier := _replayed(conn, name, key, request)) is not None:
             return json_response({"stageId": earlier}, status=201)
         check_version_free(conn, request, staging_it=True)
-    stage_id = _commit_stage(b, request, cred, actor, key)
+    stage_id = _commit_stage(b, request, cred, actor, key, new_owners)
     return json_response({"stageId": stage_id}, status=201)
 
 
-def _stager(b: Broker, cred: Credential, name: PackageName) -> str:
-    """Who the stage is recorded as; the package must exist and (for accounts) be theirs."""
+def _stager(b: Broker, cred: Credential, name: PackageName) -> tuple[str, list[int] | None]:
+    """Who the stage is recorded as, and the owners of the package it creates (None: it exists). The
+    package must exist and (for accounts) be theirs; or the caller is a trust token the exchange minted
+    for a name not taken yet, which only a scope-wide relationship does."""
     with b.db.read() as conn:
+        new_owners = None
         if registry.package(conn, name.name) is None:
-            raise not_found(f"package {name} not found: staging needs an existing package, "
-                            "publish its first version with `npm publish`", code="package.not-found")
+            new_owners = _first_stage_owners(conn, cred, name)
         if cred.kind is TokenKind.TRUST:
-            return cred.origin.get("repository") or cred.username or "trust"
+            return cred.origin.get("repository") or cred.username or "trust", new_owners
         if cred.user_id is None or not registry.is_owner(conn, name.name, cred.user_id):
             raise forbidden(f'You do not have permission to stage "{name}": you are not one of its owners')
-    return cred.username or ""
+    return cred.username or "", new_owners
+
+
+def _first_stage_owners(conn: Connection, cred: Credential, name: PackageName) -> list[int]:
+    """The scope's owners (every package's; for a scope without any, its namesake account), who own the
+    package the first stage creates and review that stage as usual."""
+    owners = []
+    if cred.kind is TokenKind.TRUST and name.scope is not None:
+        owners = registry.scope_owner_ids(conn, name.scope)
+        namesake = accounts.user_by_name(conn, name.scope[1:]) if not owners else None
+        owners = owners or ([namesake.id] if namesake else [])
+    if not owners:
+        raise not_found(f"package {name} not found: staging needs an existing package, "
+                        "publish its first version with `npm publish`", code="package.not-found")
+    return owners
 
 
 def _replayed(conn, name: PackageName, key: str, request: PublishRequest) -> str | None:
@@ -82,7 +99,8 @@ def _replayed(conn, name: PackageName, key: str, request: PublishRequest) -> str
     return earlier.id
 
 
-def _commit_stage(b: Broker, request: PublishRequest, cred: Credential, actor: str, key: str | None) -> str:
+def _commit_stage(b: Broker, request: PublishRequest, cred: Credential, actor: str, key: str | None,
+                  new_owners: list[int] | None = None) -> str:
     stage = StageRow(id=str(uuid.uuid4()), package=request.package.name, version=request.version, tag=request.tag,
                      readme=request.readme, integrity=request.digests.integrity, shasum=request.digests.shasum,
                      size=request.digests.size, actor=actor, actor_type=actor_type(cred), origin=cred.origin,
@@ -99,7 +117,16 @@ def _commit_stage(b: Broker, request: PublishRequest, cred: Credential, actor: s
                      integrity=stage.integrity, origin=cred.origin)
         return stage.id
 
-    return commit_version(b, request, cred, "staged", record, replay=replay)
+    def create_package(conn: Connection) -> None:
+        access = initial_access(request.access, scoped=True)
+        if not registry.create_package_owned_by(conn, request.package.name, new_owners, access):
+            raise conflict(f"{request.package} was created by someone else meanwhile: run the job again",
+                           code="package.created-meanwhile")
+        audit.record(conn, "package.created", actor=actor, package=request.package.name, access=access,
+                     owners=new_owners, auth=cred.kind.value, origin=cred.origin, by="scope-trust")
+
+    return commit_version(b, request, cred, "staged", record, replay=replay,
+                          before=create_package if new_owners is not None else None)
 
 
 # --- list, view, download -----------------------------------------------------------------------

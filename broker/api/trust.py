@@ -1,4 +1,12 @@
-"""`npm trust github|list|revoke`: a package's trust relationships."""
+"""`npm trust github|list|revoke`: a package's trust relationships, or a scope's (`@scope/*`).
+
+A scope-wide relationship is made on the name `@scope/*`, so that the stock CLI's
+`npm trust github '@scope/*' …`, `npm trust list '@scope/*'` and `npm trust revoke '@scope/*' --id …`
+work as they are (npm escapes it as `@scope%2f*`, like any scoped name). Only an account that owns
+every package of the scope may change or list them (with an OTP to change, as for a package); a
+scope without packages is its namesake account's only (`@alice` is alice's, as on npmjs.com), since
+nobody else has shown any claim to it.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +15,16 @@ from typing import Any
 from pydantic import BaseModel
 from starlette.responses import Response
 
-from ..domain.credentials import Action
-from ..domain.trust import PERMISSIONS, InvalidConfig, TrustRelationship, config_document
+from ..domain.credentials import Action, Credential, second_factor
+from ..domain.names import parse_scope_wildcard
+from ..domain.constraints import Constraints
+from ..domain.trust import PERMISSIONS, InvalidConfig, TrustRelationship, claims_document, config_from_request
 from ..errors import bad_request, conflict, forbidden, not_found
 from ..oidc.issuers import UnknownIssuer
 from ..store import accounts, audit, registry
+from ..store.accounts import User
 from ..store import trust as trust_store
-from .auth import require_account
+from .auth import enforce, require_account
 from .context import Broker
 from .http import Req, json_response
 from .lookup import package_name, writable_package
@@ -24,11 +35,12 @@ MAX_PER_PACKAGE = 10  # as npmjs.com: every relationship is a way in, and each e
 
 def describe(relationship: TrustRelationship) -> dict[str, Any]:
     # `claims` is the npm CLI's name for the relationship's configuration.
-    return {"id": relationship.id, "type": relationship.provider, "claims": config_document(relationship.config),
+    return {"id": relationship.id, "type": relationship.provider,
+            "claims": claims_document(relationship.config, relationship.constraints),
             "permissions": sorted(relationship.permissions), "issuer": relationship.issuer}
 
 
-def _parsed(b: Broker, raw: Any) -> list[tuple[str, BaseModel, list[str], str]]:
+def _parsed(b: Broker, raw: Any) -> list[tuple[str, BaseModel, Constraints | None, list[str], str]]:
     items = raw if isinstance(raw, list) else [raw]
     if not items or len(items) > MAX_PER_REQUEST or not all(isinstance(i, dict) for i in items):
         raise bad_request(f"send a list of 1 to {MAX_PER_REQUEST} trust configurations "
@@ -40,7 +52,7 @@ def _parsed(b: Broker, raw: Any) -> list[tuple[str, BaseModel, list[str], str]]:
             raise bad_request(f"trust relationships of type {item.get('type')!r} are not supported by this "
                               f"registry; supported: {', '.join(sorted(b.providers))}")
         try:
-            config = provider.config_from_request(item.get("claims"))
+            config, constraints = config_from_request(provider, item.get("claims"))
         except InvalidConfig as exc:
             raise bad_request(str(exc)) from None
         permissions = item.get("permissions")
@@ -55,11 +67,13 @@ def _parsed(b: Broker, raw: Any) -> list[tuple[str, BaseModel, list[str], str]]:
             issuer = b.issuers.relationship_issuer(provider.type, config, requested)
         except UnknownIssuer as exc:
             raise bad_request(str(exc)) from None
-        parsed.append((provider.type, config, permissions, issuer))
+        parsed.append((provider.type, config, constraints, permissions, issuer))
     return parsed
 
 
 def create(b: Broker, req: Req) -> Response:
+    if (scope := parse_scope_wildcard(req.params["pkg"])) is not None:
+        return _create_for_scope(b, req, scope)
     name = package_name(req)
     configs = _parsed(b, req.json())
     cred, user, _ = writable_package(b, req, name, Action.TRUST_CHANGE)
@@ -69,15 +83,16 @@ def create(b: Broker, req: Req) -> Response:
         if existing + len(configs) > MAX_PER_PACKAGE:
             raise conflict(f"{name} has {existing} trust relationships and may have at most {MAX_PER_PACKAGE}: "
                            "revoke one first (`npm trust list`, `npm trust revoke`)", code="trust.limit")
-        for provider, config, permissions, issuer in configs:
+        for provider, config, constraints, permissions, issuer in configs:
             relationship = trust_store.add_relationship(conn, name.name, provider, config, permissions, user.name,
-                                                        issuer=issuer)
+                                                        constraints=constraints, issuer=issuer)
             if relationship is None:
                 raise conflict(f"{name} already has a {provider} trust relationship with these claims: "
                                "see `npm trust list`, revoke it first to change its permissions")
             created.append(relationship)
             audit.record(conn, "trust.created", actor=user.name, package=name.name, auth=cred.kind.value,
-                         id=relationship.id, provider=provider, issuer=issuer, claims=config_document(config),
+                         id=relationship.id, provider=provider, issuer=issuer,
+                         claims=claims_document(config, constraints),
                          permissions=permissions)
     for relationship in created:
         b.issuers.note(relationship.provider, relationship.issuer)
@@ -85,6 +100,10 @@ def create(b: Broker, req: Req) -> Response:
 
 
 def list_relationships(b: Broker, req: Req) -> Response:
+    if (scope := parse_scope_wildcard(req.params["pkg"])) is not None:
+        _scope_owner(b, req, scope, or_creator=True)
+        with b.db.read() as conn:
+            return json_response([describe(r) for r in trust_store.scope_relationships(conn, scope)])
     name = package_name(req)
     cred, user = require_account(b, req)
     with b.db.read() as conn:
@@ -97,6 +116,8 @@ def list_relationships(b: Broker, req: Req) -> Response:
 
 
 def revoke(b: Broker, req: Req) -> Response:
+    if (scope := parse_scope_wildcard(req.params["pkg"])) is not None:
+        return _revoke_for_scope(b, req, scope)
     name = package_name(req)
     cred, user, _ = writable_package(b, req, name, Action.TRUST_CHANGE)
     relationship_id = req.params["id"]
@@ -105,5 +126,63 @@ def revoke(b: Broker, req: Req) -> Response:
             raise not_found(f"{name} has no trust relationship {relationship_id}: see `npm trust list {name}`")
         ended = accounts.delete_tokens_minted_by(conn, relationship_id)
         audit.record(conn, "trust.revoked", actor=user.name, package=name.name, auth=cred.kind.value,
+                     id=relationship_id, tokens_ended=ended)
+    return json_response({"ok": True})
+
+
+# --- a scope's relationships (`@scope/*`) ------------------------------------------------------------
+
+def _scope_owner(b: Broker, req: Req, scope: str, *, or_creator: bool = False) -> tuple[Credential, User]:
+    """The caller, if they own every package of the scope (or, for a scope without packages, are its
+    namesake) and their token may write the scope. With `or_creator` (list, revoke), an account that
+    made one of the scope's relationships also may: it can always see and end what it opened."""
+    cred, user = require_account(b, req)
+    with b.db.read() as conn:
+        owner_ids = registry.scope_owner_ids(conn, scope)
+        allowed = user.id in owner_ids if owner_ids else user.name == scope[1:]
+        if not allowed and or_creator:
+            allowed = any(r.created_by == user.name for r in trust_store.scope_relationships(conn, scope))
+    if not allowed:
+        raise forbidden(f"the trust relationships of {scope}/* are for the accounts that own every package of "
+                        f"{scope}" + ("" if owner_ids else f" (it has none yet: only the account {scope[1:]})"),
+                        code="trust.scope-denied")
+    if not cred.may_write(f"{scope}/*"):
+        raise forbidden(f"this token cannot write {scope}: its packages, scopes or read-only permission exclude it")
+    return cred, user
+
+
+def _create_for_scope(b: Broker, req: Req, scope: str) -> Response:
+    configs = _parsed(b, req.json())
+    cred, user = _scope_owner(b, req, scope)
+    enforce(b, user, second_factor(cred, user.tfa_mode, Action.TRUST_CHANGE), req.otp)
+    created = []
+    with b.db.write() as conn:
+        existing = trust_store.scope_relationship_count(conn, scope)
+        if existing + len(configs) > MAX_PER_PACKAGE:
+            raise conflict(f"{scope}/* has {existing} trust relationships and may have at most {MAX_PER_PACKAGE}: "
+                           "revoke one first", code="trust.limit")
+        for provider, config, constraints, permissions, issuer in configs:
+            relationship = trust_store.add_scope_relationship(conn, scope, provider, config, permissions, user.name,
+                                                              constraints=constraints, issuer=issuer)
+            if relationship is None:
+                raise conflict(f"{scope}/* already has a {provider} trust relationship with these claims")
+            created.append(relationship)
+            audit.record(conn, "trust.created", actor=user.name, package=f"{scope}/*", auth=cred.kind.value,
+                         id=relationship.id, provider=provider, issuer=issuer,
+                         claims=claims_document(config, constraints), permissions=permissions)
+    for relationship in created:
+        b.issuers.note(relationship.provider, relationship.issuer)
+    return json_response([describe(r) for r in created], status=201)
+
+
+def _revoke_for_scope(b: Broker, req: Req, scope: str) -> Response:
+    cred, user = _scope_owner(b, req, scope, or_creator=True)
+    enforce(b, user, second_factor(cred, user.tfa_mode, Action.TRUST_CHANGE), req.otp)
+    relationship_id = req.params["id"]
+    with b.db.write() as conn:
+        if not trust_store.remove_scope_relationship(conn, scope, relationship_id):
+            raise not_found(f"{scope}/* has no trust relationship {relationship_id}")
+        ended = accounts.delete_tokens_minted_by(conn, relationship_id)
+        audit.record(conn, "trust.revoked", actor=user.name, package=f"{scope}/*", auth=cred.kind.value,
                      id=relationship_id, tokens_ended=ended)
     return json_response({"ok": True})

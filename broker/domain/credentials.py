@@ -40,6 +40,7 @@ class Action(str, Enum):
     STAGE = "stage"  # stage publish: never asks for 2FA
     STAGE_REVIEW = "stage-review"  # approve/reject: always needs 2FA
     TRUST_CHANGE = "trust-change"  # create/revoke trust relationships: always needs 2FA
+    TRUST_VERIFY = "trust-verify"  # compare a CI job's token with the relationships: always needs 2FA
 
 
 @dataclass(frozen=True)
@@ -104,10 +105,11 @@ Decision = Allowed | OtpRequired | Refused
 # Actions that always need proof of presence: 2FA enabled and an OTP, whatever the token.
 _PRESENCE = {Action.STAGE_REVIEW: "approving or rejecting a staged package",
              Action.TRUST_CHANGE: "changing a package's trust relationships",
+             Action.TRUST_VERIFY: "comparing a CI job's token with a package's trust relationships",
              Action.PACKAGE_ADMIN: "changing a package's access, owners or publishing access"}
 # Of those, the ones that change who may publish or read: never with a token made for automation
 # (granular, trust), only from a logged-in session of a person, with an OTP.
-_SESSION_ONLY = {Action.TRUST_CHANGE, Action.PACKAGE_ADMIN}
+_SESSION_ONLY = {Action.TRUST_CHANGE, Action.TRUST_VERIFY, Action.PACKAGE_ADMIN}
 
 
 def second_factor(cred: Credential | None, tfa: TfaMode | None, action: Action,

@@ -81,3 +81,18 @@ def parse_package_name(raw: object) -> PackageName:
     else:
         _check_part(raw, "name")
     return PackageName(raw)
+
+
+_SCOPE_WILDCARD = re.compile(r"^(@[^/]+)/\*$")
+
+
+def parse_scope_wildcard(raw: object) -> str | None:
+    """`@scope` for the scope-wide name `@scope/*` (a valid scope), else None."""
+    match = _SCOPE_WILDCARD.match(raw) if isinstance(raw, str) else None
+    if match is None or len(raw) > MAX_LENGTH or raw.lower() != raw:
+        return None
+    try:
+        _check_part(match.group(1)[1:], "scope")
+    except InvalidName:
+        return None
+    return match.group(1)

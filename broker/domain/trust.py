@@ -16,6 +16,9 @@ from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel
 
+from . import constraints as constraint_rules
+from .constraints import Constraints
+
 CREATE_PACKAGE = "createPackage"  # npm publish (--allow-publish)
 CREATE_STAGED_PACKAGE = "createStagedPackage"  # npm stage publish (--allow-stage-publish)
 PERMISSIONS = {CREATE_PACKAGE: "--allow-publish (npm publish)",
@@ -38,6 +41,8 @@ class TrustRelationship:
     permissions: frozenset[str]
     bound: dict[str, str] = field(default_factory=dict)  # ids pinned at the first successful exchange
     issuer: str = ""  # the OIDC issuer whose tokens it accepts; "" accepts none
+    constraints: Constraints | None = None  # an admin's narrowing beyond the CLI's flags (constraints.py)
+    created_by: str | None = None  # the account that made it (scope relationships cover what it owns)
 
 
 Check = Callable[[Any, Any], "str | None"]  # (configuration, claims) → why it does not match, for owners
@@ -96,6 +101,32 @@ def config_document(config: BaseModel) -> dict[str, Any]:
     return json.loads(config_json(config))
 
 
+def claims_document(config: BaseModel, constraints: Constraints | None) -> dict[str, Any]:
+    """The relationship's `claims` as sent and shown: the CLI's configuration and any constraints."""
+    document = config_document(config)
+    return dict(sorted({**document, **constraints.document()}.items())) if constraints else document
+
+
+def claims_json(config: BaseModel, constraints: Constraints | None) -> str:
+    """The stored form of a relationship's claims: canonical, so equal ones compare equal in SQL."""
+    return json.dumps(claims_document(config, constraints), sort_keys=True, separators=(",", ":"))
+
+
+def stored_config(provider: Provider, stored: str) -> tuple[BaseModel, Constraints | None]:
+    """A stored `claims_json` validated again: the provider's configuration and the constraints."""
+    raw, constraints = constraint_rules.split(provider.type, json.loads(stored))
+    return provider.config_model.model_validate(raw), constraints
+
+
+def config_from_request(provider: Provider, raw: Any) -> tuple[BaseModel, Constraints | None]:
+    """A `claims` object of `POST /-/package/<name>/trust`: InvalidConfig says what is wrong."""
+    try:
+        raw, constraints = constraint_rules.split(provider.type, raw)
+    except constraint_rules.InvalidConstraint as exc:
+        raise InvalidConfig(str(exc)) from None
+    return provider.config_from_request(raw), constraints
+
+
 @dataclass(frozen=True)
 class Match:
     granted: list[TrustRelationship]
@@ -128,6 +159,8 @@ def mismatches(provider: Provider, relationship: TrustRelationship, claims: Any)
             found.append(Mismatch(relationship.id, name, seen,
                                   f"{name} is {seen} but this relationship was bound to {pinned} on its first use "
                                   "(was the repository deleted and created again?)"))
+    for name, detail in constraint_rules.failures(provider.type, relationship.constraints, claims):
+        found.append(Mismatch(relationship.id, name, _presented(claims, name), detail))
     return found
 
 

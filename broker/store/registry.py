@@ -6,7 +6,7 @@ import json
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, text, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -151,3 +151,26 @@ def remove_tag(conn: Connection, name: str, tag: str) -> bool:
 
 def remove_tags_of_version(conn: Connection, name: str, version: str) -> None:
     conn.execute(delete(dist_tags).where(dist_tags.c.package == name, dist_tags.c.version == version))
+
+
+def scope_owner_ids(conn: Connection, scope: str) -> list[int]:
+    """The accounts that own every package of `@scope` (none when the scope has no packages)."""
+    in_scope = packages.c.name.startswith(f"{scope}/", autoescape=True)
+    total = select(func.count()).select_from(packages).where(in_scope).scalar_subquery()
+    rows = conn.execute(select(owners.c.user_id).where(owners.c.package.startswith(f"{scope}/", autoescape=True))
+                        .group_by(owners.c.user_id).having(func.count() == total)
+                        .order_by(owners.c.user_id)).scalars().all()
+    return list(rows)
+
+
+def create_package_owned_by(conn: Connection, name: str, owner_ids: list[int], access: str) -> bool:
+    """A new package with these owners; False when the name is taken (the primary key decides)."""
+    now = time.time()
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(packages).values(name=name, access=access, mfa="none", rev=1, readme="",
+                                                 created_at=now, modified_at=now))
+            conn.execute(insert(owners), [{"package": name, "user_id": uid} for uid in owner_ids])
+    except IntegrityError:
+        return False
+    return True

@@ -6,21 +6,36 @@ import json
 
 from sqlalchemy import Connection, select
 
-from .tables import tokens, trust_relationships
+from .tables import owners, packages, scope_trust_relationships, tokens, trust_relationships, users
 
 
 def token_still_granted(conn: Connection, token_id: str) -> bool:
     """In the write transaction of a change the token authorised: the token, and every trust
     relationship it was minted from, still exist. The rows are share-locked (PostgreSQL; a SQLite
     writer is alone already), so a concurrent revoke either commits first and this answers False,
-    or waits until this transaction has committed."""
-    row = conn.execute(select(tokens.c.trust_relationships).where(tokens.c.id == token_id)
+    or waits until this transaction has committed. A scope's relationship must also still cover the
+    package: a name the job was trusted with while free, taken by someone else since, is not its."""
+    row = conn.execute(select(tokens.c.trust_relationships, tokens.c.trust_package).where(tokens.c.id == token_id)
                        .with_for_update(read=True)).first()
     if row is None:
         return False
     minted_from = set(json.loads(row.trust_relationships))
     if not minted_from:
         return True
-    found = conn.execute(select(trust_relationships.c.id).where(trust_relationships.c.id.in_(minted_from))
-                         .with_for_update(read=True)).scalars().all()
-    return set(found) == minted_from
+    found = set(conn.execute(select(trust_relationships.c.id).where(trust_relationships.c.id.in_(minted_from))
+                             .with_for_update(read=True)).scalars().all())
+    scoped = conn.execute(select(scope_trust_relationships.c.id, scope_trust_relationships.c.created_by)
+                          .where(scope_trust_relationships.c.id.in_(minted_from))
+                          .with_for_update(read=True)).all()
+    if scoped:
+        owned = _owner_names(conn, row.trust_package)
+        found.update(r.id for r in scoped if owned is None or r.created_by in owned)
+    return found == minted_from
+
+
+def _owner_names(conn: Connection, package: str) -> set[str] | None:
+    """The owners' account names, or None when the package does not exist (yet)."""
+    if conn.execute(select(packages.c.name).where(packages.c.name == package)).first() is None:
+        return None
+    return set(conn.execute(select(users.c.name).join(owners, owners.c.user_id == users.c.id)
+                            .where(owners.c.package == package)).scalars().all())

@@ -153,6 +153,22 @@ trust_relationships = Table(
     Index("ix_trust_provider_issuer", "provider", "issuer"),
 )
 
+# Relationships an owner of every package of a scope made for `@scope/*`: they apply to the scope's
+# packages their creator owns, and to names of the scope that do not exist yet (a first stage).
+scope_trust_relationships = Table(
+    "scope_trust_relationships", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("scope", String(214), nullable=False),  # "@scope"
+    Column("provider", String(32), nullable=False),
+    Column("issuer", String(255), nullable=False),  # as trust_relationships.issuer
+    Column("claims", Text, nullable=False),
+    Column("permissions", Text, nullable=False),
+    Column("bound", Text, nullable=False, default="{}"),
+    Column("created_by", String(214), nullable=False),  # the account name: it must own what it covers
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("scope", "provider", "issuer", "claims", name="uq_scope_trust_same_config"),
+)
+
 # Every OIDC JWT id ever exchanged, kept until the JWT expires: the primary key refuses replays.
 oidc_jtis = Table(
     "oidc_jtis", metadata,
@@ -175,4 +191,4 @@ audit_log = Table(
 )
 
 __all__ = ["metadata", "users", "recovery_codes", "otp_steps", "otp_failures", "password_failures", "tokens", "packages",
-           "owners", "versions", "stages", "dist_tags", "trust_relationships", "oidc_jtis", "audit_log", "UniqueConstraint"]
+           "owners", "versions", "stages", "dist_tags", "trust_relationships", "scope_trust_relationships", "oidc_jtis", "audit_log", "UniqueConstraint"]

@@ -8,15 +8,16 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, text, union, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from pydantic import BaseModel
 
 from ..domain.providers import PROVIDERS
-from ..domain.trust import TrustRelationship, config_json
-from .tables import oidc_jtis, packages, trust_relationships
+from ..domain.constraints import Constraints
+from ..domain.trust import TrustRelationship, claims_json, stored_config
+from .tables import oidc_jtis, owners, packages, scope_trust_relationships, trust_relationships, users
 
 log = logging.getLogger("stagegate")
 
@@ -33,10 +34,10 @@ def _relationship(row) -> TrustRelationship | None:
     if provider is None:
         log.warning("trust relationship %s has the unknown type %r: ignored", row.id, row.provider)
         return None
-    return TrustRelationship(id=row.id, package=row.package, provider=row.provider,
-                             config=provider.config_model.model_validate_json(row.claims),
+    config, constraints = stored_config(provider, row.claims)
+    return TrustRelationship(id=row.id, package=row.package, provider=row.provider, config=config,
                              permissions=frozenset(json.loads(row.permissions)), bound=json.loads(row.bound),
-                             issuer=row.issuer)
+                             issuer=row.issuer, constraints=constraints)
 
 
 def package_trust(conn: Connection, package: str) -> PackageTrust | None:
@@ -62,14 +63,15 @@ _PACKAGE_RELATIONSHIPS = (select(packages.c.name, packages.c.access, trust_relat
 
 
 def add_relationship(conn: Connection, package: str, provider: str, config: BaseModel, permissions: list[str],
-                     created_by: str, *, issuer: str) -> TrustRelationship | None:
+                     created_by: str, constraints: Constraints | None = None, *,
+                     issuer: str) -> TrustRelationship | None:
     """The new relationship, or None when the package has one with the same issuer and configuration."""
     relationship_id = str(uuid.uuid4())
     try:
         with conn.begin_nested():
             conn.execute(insert(trust_relationships).values(
                 id=relationship_id, package=package, provider=provider, issuer=issuer,
-                claims=config_json(config),
+                claims=claims_json(config, constraints),
                 permissions=json.dumps(sorted(permissions)), bound="{}", created_by=created_by,
                 created_at=time.time()))
     except IntegrityError:
@@ -79,9 +81,11 @@ def add_relationship(conn: Connection, package: str, provider: str, config: Base
 
 
 def issuers_in_use(conn: Connection, provider: str) -> frozenset[str]:
-    """The issuers that relationships of `provider` trust (for CircleCI: one per organization)."""
-    return frozenset(conn.execute(select(trust_relationships.c.issuer).distinct()
-                                  .where(trust_relationships.c.provider == provider)).scalars())
+    """The issuers that relationships of `provider`, a package's or a scope's, trust (for CircleCI: one per
+    organization)."""
+    query = union(select(trust_relationships.c.issuer).where(trust_relationships.c.provider == provider),
+                  select(scope_trust_relationships.c.issuer).where(scope_trust_relationships.c.provider == provider))
+    return frozenset(conn.execute(query).scalars())
 
 
 def relationship_count(conn: Connection, package: str) -> int:
@@ -125,3 +129,98 @@ _CLAIM_JTI = {"postgresql": _claim_jti_statement(postgresql), "sqlite": _claim_j
 
 def forget_expired_jtis(conn: Connection, leeway: float) -> None:
     conn.execute(delete(oidc_jtis).where(oidc_jtis.c.expires_at < time.time() - leeway))
+
+
+# --- scope-wide relationships (`@scope/*`) -----------------------------------------------------------
+
+def _scope_relationship(row) -> TrustRelationship | None:
+    provider = PROVIDERS.get(row.provider)
+    if provider is None:
+        log.warning("scope trust relationship %s has the unknown type %r: ignored", row.id, row.provider)
+        return None
+    config, constraints = stored_config(provider, row.claims)
+    return TrustRelationship(id=row.id, package=f"{row.scope}/*", provider=row.provider, config=config,
+                             permissions=frozenset(json.loads(row.permissions)), bound=json.loads(row.bound),
+                             issuer=row.issuer, constraints=constraints, created_by=row.created_by)
+
+
+def scope_of(package: str) -> str | None:
+    return package.split("/", 1)[0] if package.startswith("@") and "/" in package else None
+
+
+def scope_relationships(conn: Connection, scope: str) -> list[TrustRelationship]:
+    """The scope's relationships, oldest first."""
+    rows = conn.execute(select(scope_trust_relationships).where(scope_trust_relationships.c.scope == scope)
+                        .order_by(scope_trust_relationships.c.created_at, scope_trust_relationships.c.id)).all()
+    return [r for r in map(_scope_relationship, rows) if r is not None]
+
+
+def _covering_scope_relationships(conn: Connection, package: str, exists: bool) -> list[TrustRelationship]:
+    """The scope's relationships that cover `package`: for an existing package, those whose creator is
+    one of its owners (a package someone else published in the scope is not theirs to open); for a
+    name not taken yet, all of them (their first stage creates it, owned by the scope's owners)."""
+    scope = scope_of(package)
+    if scope is None:
+        return []
+    query = select(scope_trust_relationships).where(scope_trust_relationships.c.scope == scope)
+    if exists:
+        query = query.where(scope_trust_relationships.c.created_by.in_(
+            select(users.c.name).join(owners, owners.c.user_id == users.c.id).where(owners.c.package == package)))
+    rows = conn.execute(query.order_by(scope_trust_relationships.c.created_at, scope_trust_relationships.c.id)).all()
+    return [r for r in map(_scope_relationship, rows) if r is not None]
+
+
+def trust_for(conn: Connection, package: str) -> PackageTrust | None:
+    """What the exchange matches a token against: the package's own relationships, then its scope's.
+    A name that does not exist has its scope's only, and answers strangers as restricted (a 404)."""
+    own = package_trust(conn, package)
+    scoped = _covering_scope_relationships(conn, package, exists=own is not None)
+    if own is None:
+        return PackageTrust("restricted", scoped) if scoped else None
+    return PackageTrust(own.access, own.relationships + scoped) if scoped else own
+
+
+def add_scope_relationship(conn: Connection, scope: str, provider: str, config: BaseModel, permissions: list[str],
+                           created_by: str, constraints: Constraints | None = None, *,
+                           issuer: str) -> TrustRelationship | None:
+    """The new relationship, or None when the scope has one with the same issuer and configuration."""
+    relationship_id = str(uuid.uuid4())
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(scope_trust_relationships).values(
+                id=relationship_id, scope=scope, provider=provider, issuer=issuer,
+                claims=claims_json(config, constraints),
+                permissions=json.dumps(sorted(permissions)), bound="{}", created_by=created_by,
+                created_at=time.time()))
+    except IntegrityError:
+        return None
+    row = conn.execute(select(scope_trust_relationships)
+                       .where(scope_trust_relationships.c.id == relationship_id)).one()
+    return _scope_relationship(row)
+
+
+def scope_relationship_count(conn: Connection, scope: str) -> int:
+    """How many relationships the scope has, its additions taking turns (PostgreSQL: a transaction-scoped
+    advisory lock, as a scope has no row to lock; SQLite writes are serialized anyway)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"scope-trust:{scope}"})
+    return conn.execute(select(func.count()).select_from(scope_trust_relationships)
+                        .where(scope_trust_relationships.c.scope == scope)).scalar_one()
+
+
+def remove_scope_relationship(conn: Connection, scope: str, relationship_id: str) -> bool:
+    return conn.execute(delete(scope_trust_relationships).where(
+        scope_trust_relationships.c.scope == scope, scope_trust_relationships.c.id == relationship_id)).rowcount == 1
+
+
+def bind_relationship(conn: Connection, relationship: TrustRelationship, ids: dict[str, str]) -> bool:
+    """`bind` for a package's or a scope's relationship."""
+    if not relationship.package.endswith("/*"):
+        return bind(conn, relationship.id, ids)
+    table = scope_trust_relationships
+    bound = json.dumps(ids, sort_keys=True)
+    done = conn.execute(update(table).where(table.c.id == relationship.id, table.c.bound == "{}").values(bound=bound))
+    if done.rowcount == 1:
+        return True
+    current = conn.execute(select(table.c.bound).where(table.c.id == relationship.id)).scalar_one_or_none()
+    return current is not None and json.loads(current) == ids

@@ -66,15 +66,37 @@ def test_stages_then_a_maintainer_approves_and_installs(accounts, issuer, broker
     assert (project / "node_modules" / name / "index.js").exists()
 
 
-def test_dry_run_lists_the_files_sets_outputs_and_uploads_nothing(accounts, issuer, broker, tmp_path):
+def test_dry_run_lists_the_files_checks_the_token_and_uploads_nothing(accounts, issuer, broker, tmp_path):
     account, name, workspace, path = maintained(accounts, tmp_path)
-    run = action(tmp_path, workspace, broker.url, issuer, job=False, path=path, **{"dry-run": "true"})
+    run = action(tmp_path, workspace, broker.url, issuer, path=path, **{"dry-run": "true"})
     assert run.returncode == 0, run
     assert "npm notice Tarball Contents" in run.stdout and re.search(r"npm notice \d+B index\.js", run.stdout)
     assert f"npm notice name: {name}" in run.stdout and "npm notice total files: 3" in run.stdout
     assert run.outputs["version"] == "1.1.0" and run.outputs["stage-id"] == ""
-    assert "Dry run" in run.summary
+    assert run.outputs["permissions"] == "createStagedPackage"
+    assert "Dry run" in run.summary and "stage (`npm stage publish`" in run.summary
+    assert len(masked_values(run.stdout)) == 1  # the job's OIDC token; no registry token was minted
     assert account.http("GET", "-/stage", params={"package": name}).json()["total"] == 0
+    history = account.http("GET", f"-/package/{name}/audit", otp=True, params={"event": "oidc"}).json()
+    assert history["total"] == 0, history  # nothing exchanged
+
+
+def test_a_dry_run_that_would_be_refused_shows_the_failed_checks_and_the_fix(accounts, issuer, broker, tmp_path):
+    _, name, workspace, path = maintained(accounts, tmp_path)
+    run = action(tmp_path, workspace, broker.url, issuer, job={"workflow": "nightly.yml"}, path=path,
+                 **{"dry-run": "true"})
+    assert run.returncode == 1, run
+    assert "### stagegate: Dry run: No trust relationship matches this job" in run.summary
+    assert "the workflow_ref check failed" in run.summary
+    assert f"npm trust github {name} --repo acme/widget --file nightly.yml --allow-stage-publish" in run.summary
+
+
+def test_a_dry_run_in_publish_mode_with_a_stage_only_relationship_says_so(accounts, issuer, broker, tmp_path):
+    _, name, workspace, path = maintained(accounts, tmp_path)
+    run = action(tmp_path, workspace, broker.url, issuer, path=path, mode="publish", **{"dry-run": "true"})
+    assert run.returncode == 1, run
+    assert "Dry run: The trust relationship does not allow this mode" in run.summary
+    assert "lacks --allow-publish" in run.summary
 
 
 def test_tarball_input_is_uploaded_byte_for_byte(accounts, issuer, broker, tmp_path):

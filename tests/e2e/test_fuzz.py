@@ -48,6 +48,7 @@ ROUTES = [
     ("GET", "/-/ping"),
     ("GET", "/-/healthz"),
     ("POST", "/-/npm/v1/oidc/token/exchange/package/{pkg}"),
+    ("POST", "/-/npm/v1/oidc/token/verify/package/{pkg}"),
     ("GET", "/-/whoami"),
     ("PUT", "/-/user/org.couchdb.user:{user}"),
     ("PUT", "/-/user/org.couchdb.user:{user}/-rev/{rev}"),
@@ -429,11 +430,12 @@ def send(client: httpx.Client, known: Known, case: Case, tally: Tally) -> None:
         tally.record(case.describe(), "no response", str(exc))
         return
     except httpx.NetworkError as exc:
-        # A request refused before its body is read is answered with `connection: close`; a client still
-        # sending a large body may then see the connection reset before it reads the answer. Not so for a
-        # body the socket buffers hold whole.
-        large = len(case.body or b"") > 64 * 1024
-        tally.record(case.describe(), "reset while sending a large body" if large else "no response", str(exc))
+        # A request refused before its body is read (or whose headers pass the 64 KiB cap) is answered with
+        # `connection: close`; a client still sending a large request may then see the connection reset
+        # before it reads the answer. Not so for a request the socket buffers hold whole.
+        size = len(case.body or b"") + sum(len(k) + len(v) for k, v in case.headers.items())
+        large = size > 64 * 1024
+        tally.record(case.describe(), "reset while sending a large request" if large else "no response", str(exc))
         return
     tally.record(case.describe(), response.status_code, response.text)
 

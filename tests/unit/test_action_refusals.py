@@ -157,3 +157,12 @@ def test_claims_are_read_from_the_jobs_own_token():
                                    jwt_with({"repository": 5})])
 def test_an_unreadable_token_quotes_no_claims(token):
     assert JobClaims.of(token).quoted() == []
+
+
+def test_a_missing_scoped_package_is_also_told_about_scope_wide_trust():
+    scoped = Job(package="@acme/widget", version="1.0.0", mode="publish", registry=REGISTRY,
+                 audience="npm:npm.example.com", claims=CLAIMS)
+    hint = explained(404, {"code": "package.not-found"}, "the exchange", scoped, EXCHANGE_FALLBACK).hint()
+    assert ("npm trust github '@acme/*' --repo acme/widget --file release.yml --env release --allow-stage-publish"
+            in hint)
+    assert "whole scope" not in explained(404, {"code": "package.not-found"}, "x", job(), EXCHANGE_FALLBACK).hint()

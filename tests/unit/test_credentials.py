@@ -60,6 +60,9 @@ def test_cidr_whitelist():
     (TRUST, None, Action.PACKAGE_ADMIN, MfaPolicy.NONE, Refused),
     (SESSION, AW, Action.TRUST_CHANGE, MfaPolicy.NONE, OtpRequired),
     (GAT, AW, Action.TRUST_CHANGE, MfaPolicy.NONE, Refused),
+    (SESSION, AW, Action.TRUST_VERIFY, MfaPolicy.NONE, OtpRequired),
+    (SESSION, None, Action.TRUST_VERIFY, MfaPolicy.NONE, Refused),
+    (BYPASS, AW, Action.TRUST_VERIFY, MfaPolicy.NONE, Refused),
 ])
 def test_second_factor(cred, tfa, action, policy, expected):
     assert isinstance(second_factor(cred, tfa, action, policy, "pkg"), expected)

@@ -1,0 +1,76 @@
+"""Scope-wide trust in the store: the `@scope/*` name, who owns a scope, and which relationships the
+exchange matches for a package (its own, then its scope's that cover it)."""
+
+from __future__ import annotations
+
+import pytest
+
+from broker.domain.github import GitHubConfig
+from broker.domain.names import parse_scope_wildcard
+from broker.store import accounts, registry, schema
+from broker.store import trust as trust_store
+from broker.store.db import Database
+
+
+@pytest.mark.parametrize("raw, scope", [
+    ("@acme/*", "@acme"),
+    ("@a-b.c_d/*", "@a-b.c_d"),
+    ("@acme/widget", None),
+    ("@acme/**", None),
+    ("@Acme/*", None),
+    ("@/*", None),
+    ("@.acme/*", None),
+    ("acme/*", None),
+    ("*", None),
+    ("@ac/me/*", None),
+    (None, None),
+])
+def test_parse_scope_wildcard(raw, scope):
+    assert parse_scope_wildcard(raw) == scope
+
+
+@pytest.fixture
+def db(tmp_path):
+    database = Database(f"sqlite:///{tmp_path / 'scope.db'}")
+    schema.upgrade(database)
+    with database.write() as conn:
+        alice = accounts.create_user(conn, "alice", "a@example.com", "x")
+        bob = accounts.create_user(conn, "bob", "b@example.com", "x")
+        for name in ("@acme/one", "@acme/two", "@acme_x/other"):  # _ is a LIKE wildcard: it must not leak
+            registry.create_package(conn, name, alice.id, "public")
+        registry.set_owners(conn, "@acme/two", [alice.id, bob.id])
+        trust_store.add_scope_relationship(conn, "@acme", "github", GitHubConfig.model_validate(
+            {"repository": "acme/widget", "workflow_ref": {"file": "release.yml"}}), ["createStagedPackage"], "alice",
+            issuer="https://token.actions.githubusercontent.com")
+    yield database
+    database.dispose()
+
+
+def test_the_scopes_owners_own_every_one_of_its_packages(db):
+    with db.read() as conn:
+        alice = accounts.user_by_name(conn, "alice")
+        assert registry.scope_owner_ids(conn, "@acme") == [alice.id]
+        assert registry.scope_owner_ids(conn, "@acm") == []
+        assert registry.scope_owner_ids(conn, "@nobody") == []
+
+
+def test_a_package_gets_its_scopes_relationships_when_their_creator_owns_it(db):
+    with db.read() as conn:
+        assert [r.package for r in trust_store.trust_for(conn, "@acme/one").relationships] == ["@acme/*"]
+        assert trust_store.trust_for(conn, "@acme_x/other").relationships == []
+
+
+def test_a_free_name_of_the_scope_gets_them_and_answers_strangers_as_restricted(db):
+    with db.read() as conn:
+        found = trust_store.trust_for(conn, "@acme/new")
+        assert found.access == "restricted" and len(found.relationships) == 1
+        assert trust_store.trust_for(conn, "@other/new") is None
+        assert trust_store.trust_for(conn, "unscoped") is None
+
+
+def test_a_package_someone_else_published_in_the_scope_is_not_covered(db):
+    with db.write() as conn:
+        carol = accounts.create_user(conn, "carol", "c@example.com", "x")
+        registry.create_package(conn, "@acme/carols", carol.id, "public")
+    with db.read() as conn:
+        assert trust_store.trust_for(conn, "@acme/carols").relationships == []
