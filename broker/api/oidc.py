@@ -9,6 +9,7 @@ decide steps are shared with the dry run (api/verify.py), which spends and mints
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import secrets
 import threading
@@ -95,8 +96,7 @@ async def _exchange(b: Broker, req: Req) -> Response:
     name = package_name(req)
     issuer, claims = await verified_claims(b, bearer_jwt(req))
     report_unknown_claims(issuer, claims)
-    # A refusal is returned, not raised: the transaction then commits, spending the token's jti
-    # whatever the outcome, so one token cannot probe many packages.
+    # A refusal is returned, not raised: the transaction then commits, spending the token (see _spend).
     outcome = await asyncio.wrap_future(b.db.write_grouped(lambda conn: _spend(b, conn, issuer, claims, name.name)))
     if isinstance(outcome, ExchangeRefused):
         raise outcome
@@ -153,10 +153,16 @@ def report_unknown_claims(issuer: TrustedIssuer, claims) -> None:
 
 
 def _spend(b: Broker, conn, issuer: TrustedIssuer, claims, package: str) -> str | ExchangeRefused:
-    """Spend the jti, then decide; the audit row records the outcome in the same transaction."""
+    """Spend the token, then decide; the audit row records the outcome in the same transaction.
+
+    A token is exchanged at most once per package, and a refusal spends it for every package: a GitLab
+    or CircleCI job hands npm one ID token for the whole job, which `npm publish --workspaces` exchanges
+    once per package, while a stolen or misdirected token still cannot probe one package after another."""
     seen = issuer.provider.seen(claims)
     detail: dict = {}
-    if not trust_store.claim_jti(conn, issuer.issuer, claims.jti, float(claims.exp)):
+    expires = float(claims.exp)
+    if trust_store.jti_spent(conn, issuer.issuer, claims.jti) or \
+            not trust_store.claim_jti(conn, issuer.issuer, per_package_jti(claims.jti, package), expires):
         outcome: str | ExchangeRefused = ExchangeRefused(
             401, "this OIDC token was already exchanged (replayed jti): request a fresh token in the job",
             code="oidc.replayed")
@@ -164,12 +170,19 @@ def _spend(b: Broker, conn, issuer: TrustedIssuer, claims, package: str) -> str 
         decided, detail = decide(b, conn, issuer, claims, package)
         outcome = decided if isinstance(decided, ExchangeRefused) else _grant(b, conn, issuer, claims, package,
                                                                                decided, detail)
+        if isinstance(outcome, ExchangeRefused):
+            trust_store.claim_jti(conn, issuer.issuer, claims.jti, expires)  # spent for every package
     if secrets.randbelow(64) == 0:  # now and then, not on every exchange
         trust_store.forget_expired_jtis(conn, LEEWAY)
     result = "granted" if isinstance(outcome, str) else f"refused {outcome.status}: {outcome.error}"
     audit.record(conn, "oidc.exchange", actor=issuer.provider.subject(claims), package=package, claims=seen,
                  outcome=result, **detail)
     return outcome
+
+
+def per_package_jti(jti: str, package: str) -> str:
+    """The replay key of one package's exchange of a token (the token's own jti spends it everywhere)."""
+    return "package:" + hashlib.sha256(f"{jti}\n{package}".encode()).hexdigest()
 
 
 def decide(b: Broker, conn, issuer: TrustedIssuer, claims, package: str) -> tuple[Match | ExchangeRefused, dict]:

@@ -119,6 +119,11 @@ def claim_jti(conn: Connection, issuer: str, jti: str, expires_at: float) -> boo
     return conn.execute(statement, {"issuer": issuer, "jti": jti, "expires_at": expires_at}).first() is not None
 
 
+def jti_spent(conn: Connection, issuer: str, jti: str) -> bool:
+    return conn.execute(select(oidc_jtis.c.jti).where(oidc_jtis.c.issuer == issuer,
+                                                      oidc_jtis.c.jti == jti)).first() is not None
+
+
 def _claim_jti_statement(dialect):
     # RETURNING, not rowcount: psycopg reports -1 for an INSERT … ON CONFLICT here.
     return dialect.insert(oidc_jtis).on_conflict_do_nothing(index_elements=["issuer", "jti"]).returning(oidc_jtis.c.jti)

@@ -238,6 +238,19 @@ def test_a_revoked_relationship_grants_nothing_and_its_tokens_end(accounts, issu
 
 
 # --- a token is spent once its signature verified ---------------------------------------------------
+def test_a_granted_token_is_spent_for_its_package_only_and_a_refusal_spends_it_everywhere(issuer, broker, accounts):
+    _, first = trusted(accounts, relationship())
+    _, second = trusted(accounts, relationship())
+    _, elsewhere = trusted(accounts, relationship(repository="acme/elsewhere"))
+    token = issuer.token()
+    assert exchange(broker.url, first, token).status_code == 201
+    assert_refused(exchange(broker.url, first, token), 401, "oidc.replayed")
+    assert exchange(broker.url, second, token).status_code == 201, "one job's token, once per package"
+    assert_refused(exchange(broker.url, elsewhere, token), 403, "oidc.no-match")
+    _, third = trusted(accounts, relationship())
+    assert_refused(exchange(broker.url, third, token), 401, "oidc.replayed")
+
+
 def test_a_refused_token_is_spent_and_cannot_probe_another_package(target, issuer, broker, accounts):
     _, elsewhere = trusted(accounts, relationship(repository="acme/elsewhere"))
     token = issuer.token()

@@ -160,3 +160,28 @@ def test_a_github_token_never_matches_a_gitlab_relationship(target, issuer, brok
     response = exchange(broker.url, target, issuer.token(repository=PROJECT))
     assert response.status_code == 403 and response.json()["code"] == "oidc.no-relationships"
     assert "npm trust github" in response.json()["message"]
+
+
+def test_one_gitlab_job_token_publishes_every_workspace_once_each(accounts, gitlab_issuer, broker, tmp_path):
+    """GitLab hands npm one ID token for the whole job: `npm publish --workspaces` exchanges it once per package."""
+    account = accounts.create()
+    root = tmp_path / "monorepo"
+    names = [unique_name(), unique_name()]
+    for folder, name in zip("ab", names):
+        directory = make_package(root, name)
+        assert account.npm("publish", cwd=directory).returncode == 0
+        set_version(directory, "1.1.0")
+        directory.rename(root / folder)
+    (root / "package.json").write_text(json.dumps({"name": "monorepo", "private": True, "workspaces": ["a", "b"]}))
+    account.enable_2fa()
+    relationship = {"type": "gitlab", "permissions": ["createPackage"],
+                    "claims": {"project_path": PROJECT, "ci_config_ref_uri": {"file": ".gitlab-ci.yml"}}}
+    for name in names:
+        assert account.http("POST", f"-/package/{name}/trust", otp=True, json=[relationship]).status_code == 201
+    job = gitlab_issuer.job(project=PROJECT)
+    published = accounts.anonymous()("publish", "--workspaces", cwd=root, env=job)
+    assert published.returncode == 0, published
+    for name in names:
+        assert httpx.get(account.registry + name).json()["dist-tags"]["latest"] == "1.1.0"
+    again = exchange(broker.url, names[0], job["NPM_ID_TOKEN"])
+    assert again.status_code == 401 and again.json()["code"] == "oidc.replayed", again.text
