@@ -246,9 +246,11 @@ def _no_match(issuer: TrustedIssuer, claims, package: str, match: Match, trust: 
     failed = match.failed_claims
     shown = dict.fromkeys([*issuer.provider.shown_claims, *failed])
     presented = ", ".join(f"{k}={getattr(claims, k, None)!r}" for k in shown)
-    if not failed:  # no relationship of this provider
+    if not failed:  # no relationship of this provider and issuer
         kind = issuer.provider.type
-        return ExchangeRefused(403, f"{package} has no trust relationships for {kind} jobs; an owner can add one "
+        other_issuers = any(r.provider == kind for r in trust.relationships)
+        jobs = f"{kind} jobs of {issuer.issuer}" if other_issuers else f"{kind} jobs"
+        return ExchangeRefused(403, f"{package} has no trust relationships for {jobs}; an owner can add one "
                                f"with `npm trust {kind} {package} {issuer.provider.create_hint} "
                                f"--allow-stage-publish`. The token presents: {presented}",
                                code="oidc.no-relationships")

@@ -20,6 +20,7 @@ def test_a_relationship_trusts_the_issuer_it_names_and_no_other(accounts, issuer
     # Identical claims from the default GitHub issuer: the package has no relationship of that issuer.
     elsewhere = exchange(broker.url, name, issuer.token())
     assert elsewhere.status_code == 403 and elsewhere.json()["code"] == "oidc.no-relationships", elsewhere.text
+    assert f"no trust relationships for github jobs of {issuer.url}" in elsewhere.json()["error"]
     assert exchange(broker.url, name, ghes_issuer.token()).status_code == 201
 
 
