@@ -25,7 +25,7 @@ import zlib
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .tarball import InvalidTarball, _Bounded
+from .tarball import BoundedTarInfo, InvalidTarball, _Bounded
 
 KIB, MIB = 1024, 1024 * 1024
 
@@ -86,7 +86,7 @@ def snapshot(data: bytes, limits: Limits = Limits()) -> Snapshot:
     stream = _Bounded(gzip.GzipFile(fileobj=io.BytesIO(data)), limits.unpacked_bytes)
     unpacked = 0
     try:
-        with tarfile.open(fileobj=io.BufferedReader(stream), mode="r|") as archive:
+        with tarfile.open(fileobj=io.BufferedReader(stream), mode="r|", tarinfo=BoundedTarInfo) as archive:
             for count, member in enumerate(archive):
                 if count >= limits.entries:
                     raise InvalidTarball(f"the tarball holds more than {limits.entries} entries")

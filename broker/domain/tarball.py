@@ -13,6 +13,11 @@ from dataclasses import dataclass
 
 MAX_MANIFEST_BYTES = 1024 * 1024
 MAX_UNPACKED_BYTES = 2 * 1024**3  # a gzip bomb stops here
+# A GNU long name or link, or a pax header: tarfile reads each whole into memory before the entry it
+# describes. npm pack writes pax headers of a few hundred bytes (long paths); a MiB is far more.
+MAX_HEADER_BYTES = 1024 * 1024
+_HEADER_EXTENSIONS = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE,
+                      tarfile.SOLARIS_XHDTYPE)
 
 
 class InvalidTarball(ValueError):
@@ -73,6 +78,36 @@ class PackageContents:
     files: frozenset[str]  # regular files, relative to the package root ("bin/cli.js")
 
 
+class BoundedTarInfo(tarfile.TarInfo):
+    """tarfile's headers, less what it would do without bounds on a crafted tarball. Pass it as
+    `tarfile.open(..., tarinfo=BoundedTarInfo)`.
+
+    A header extension larger than MAX_HEADER_BYTES is refused before it is read (tarfile holds it
+    whole, so a 400 KiB tarball with a 400 MiB long name held over 1 GiB). A sparse entry, GNU or pax,
+    is refused: tarfile reads its map whole and then expands its holes, so a 400-byte tarball reads as
+    terabytes of zeros; npm's tar does not install sparse entries as such, and npm pack never writes one.
+    """
+
+    def _proc_member(self, tarfile_):
+        if self.type in _HEADER_EXTENSIONS and self.size > MAX_HEADER_BYTES:
+            raise InvalidTarball(f"the tarball has a header extension (long name or pax header) of {self.size} "
+                                 f"bytes; at most {MAX_HEADER_BYTES} are read")
+        if self.type == tarfile.GNUTYPE_SPARSE:
+            raise _sparse()
+        return super()._proc_member(tarfile_)
+
+    # pax sparse formats 0.0, 0.1 and 1.0: applied to the entry after its pax header
+    def _proc_gnusparse_00(self, *_):
+        raise _sparse()
+
+    _proc_gnusparse_01 = _proc_gnusparse_10 = _proc_gnusparse_00
+
+
+def _sparse() -> InvalidTarball:
+    return InvalidTarball("the tarball holds a sparse entry (tar --sparse), which npm does not install as such; "
+                          "pack it with npm pack")
+
+
 def installed_path(member_name: str) -> str | None:
     """Where npm's extraction (node-tar with strip: 1) writes an entry, or None when it skips it."""
     parts = member_name.replace("\\", "/").split("/")[1:]
@@ -94,7 +129,7 @@ def read_package(data: bytes) -> PackageContents:
     manifests, files = [], set()
     try:
         stream = _Bounded(gzip.GzipFile(fileobj=io.BytesIO(data)), MAX_UNPACKED_BYTES)
-        with tarfile.open(fileobj=io.BufferedReader(stream), mode="r|") as archive:
+        with tarfile.open(fileobj=io.BufferedReader(stream), mode="r|", tarinfo=BoundedTarInfo) as archive:
             for member in archive:
                 path = installed_path(member.name)
                 if path is None or member.isdir():

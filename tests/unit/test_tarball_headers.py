@@ -1,0 +1,91 @@
+"""Tar headers that would make the registry hold memory or spin a core it did not budget for: a huge GNU
+long name or pax header (tarfile reads one whole into memory) and sparse entries (tarfile expands their
+holes on reading: a 400-byte tarball "unpacks" to terabytes of zeros). Both the publish/stage check
+(`read_package`) and the review page (`snapshot`) read tarballs the same way."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import tarfile
+
+import pytest
+
+from broker.domain.review_diff import Limits, snapshot
+from broker.domain.tarball import MAX_HEADER_BYTES, InvalidTarball, read_package
+
+MANIFEST = b'{"name": "demo", "version": "1.0.0"}'
+
+
+def _member(name: str, data: bytes, **pax: str) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size, info.pax_headers = len(data), pax
+    return info.tobuf(tarfile.PAX_FORMAT) + _padded(data)
+
+
+def _padded(data: bytes) -> bytes:
+    return data + b"\0" * (-len(data) % 512)
+
+
+def _header(name: bytes, size: int, kind: bytes, fields: dict[int, bytes] | None = None) -> bytes:
+    """A raw 512-byte header, for the types tarfile cannot write (GNU sparse, GNU long name)."""
+    block = bytearray(512)
+    block[0:len(name)] = name
+    block[100:108], block[108:116], block[116:124] = b"0000644\0", b"0000000\0", b"0000000\0"
+    block[124:136], block[136:148] = b"%011o\0" % size, b"00000000000\0"
+    block[156:157], block[257:265] = kind, b"ustar  \0"
+    for offset, value in (fields or {}).items():
+        block[offset:offset + len(value)] = value
+    block[148:156] = b" " * 8
+    block[148:156] = b"%06o\0 " % sum(block)
+    return bytes(block)
+
+
+def _tgz(*members: bytes) -> bytes:
+    return gzip.compress(_member("package/package.json", MANIFEST) + b"".join(members) + b"\0" * 1024)
+
+
+def gnu_long_name(size: int) -> bytes:
+    return _tgz(_header(b"././@LongLink", size, b"L") + _padded(b"a" * size), _member("package/x.js", b"1"))
+
+
+def pax_header(size: int) -> bytes:
+    value = "a" * size
+    return _tgz(_member("package/x.js", b"1", comment=value))
+
+
+def gnu_sparse(real_size: int) -> bytes:
+    """A GNU ('S') sparse entry: 512 stored bytes at offset 0 of a file of `real_size` bytes."""
+    fields = {386: b"%011o\0" % 0, 398: b"%011o\0" % 512, 483: b"\x80" + real_size.to_bytes(11, "big")}
+    return _tgz(_header(b"package/big.js", 512, b"S", fields) + b"a" * 512)
+
+
+def pax_sparse(real_size: int) -> bytes:
+    """A PAX 1.0 sparse entry (GNU tar --sparse --format=pax): the map leads the stored data."""
+    data = _padded(b"1\n0\n512\n") + b"a" * 512
+    return _tgz(_member("package/GNUSparseFile.0/big.js", data, **{
+        "GNU.sparse.major": "1", "GNU.sparse.minor": "0", "GNU.sparse.name": "package/big.js",
+        "GNU.sparse.realsize": str(real_size)}))
+
+
+def readers():
+    return [pytest.param(read_package, id="read_package"), pytest.param(lambda d: snapshot(d, Limits()), id="snapshot")]
+
+
+@pytest.mark.parametrize("read", readers())
+@pytest.mark.parametrize("make", [gnu_long_name, pax_header], ids=["gnu-long-name", "pax-header"])
+def test_a_header_extension_larger_than_the_bound_is_refused_before_it_is_read(read, make):
+    with pytest.raises(InvalidTarball, match="header"):
+        read(make(MAX_HEADER_BYTES + 1))
+
+
+@pytest.mark.parametrize("read", readers())
+def test_a_long_name_within_the_bound_is_read(read):
+    read(_tgz(_member("package/" + "d/" * 200 + "x.js", b"1")))  # npm pack writes a pax header for this
+
+
+@pytest.mark.parametrize("read", readers())
+@pytest.mark.parametrize("make", [gnu_sparse, pax_sparse], ids=["gnu", "pax-1.0"])
+def test_a_sparse_entry_is_refused_npm_does_not_install_it(read, make):
+    with pytest.raises(InvalidTarball, match="sparse"):
+        read(make(1 << 30))  # unfixed, snapshot hashes a GiB of zeros here (and 8 TiB as easily)
