@@ -61,8 +61,8 @@ class Limits:
 class FileEntry:
     path: str
     size: int
-    digest: str  # sha256 hex of the content; for a link, of its target
-    kind: str  # text, binary, minified, large (text not kept), link
+    digest: str  # sha256 hex of the content
+    kind: str  # text, binary, minified, large (text not kept)
     text: str | None = None  # kept only for small text files, within the tarball's text budget
     secret: str | None = None  # why the file looks like a secret, if it does
 
@@ -97,18 +97,17 @@ def snapshot(data: bytes, limits: Limits = Limits()) -> Snapshot:
                     problems.append(f"entry {member.name[:200]!r} has a path that escapes the package or is "
                                     "empty: npm skips it; not compared")
                     continue
-                if member.issym() or member.islnk():
-                    target = member.linkname[:1000]
-                    files[path] = FileEntry(path, 0, hashlib.sha256(target.encode()).hexdigest(), "link",
-                                            text=f"-> {target}")
+                if member.issym() or member.islnk():  # npm (pacote) skips links: the path keeps what it had
+                    problems.append(f"entry {path!r} is a link to {member.linkname[:200]!r}: npm does not install "
+                                    "links; not compared")
                     continue
                 if not member.isfile():
                     problems.append(f"entry {path!r} is not a regular file (type {member.type!r}): not compared")
                     continue
                 entry, raw = _read_file(archive, member, path, limits, budget)
                 unpacked += entry.size
-                if path == "package.json" and raw is not None and len(raw) <= limits.manifest_bytes:
-                    manifest_text = raw
+                if path == "package.json":  # the last one is what npm installs
+                    manifest_text = raw if raw is not None and len(raw) <= limits.manifest_bytes else None
                 files[path] = entry
     except (OSError, EOFError, tarfile.TarError, zlib.error) as exc:
         raise InvalidTarball(f"the tarball is not a readable gzipped tarball ({exc.__class__.__name__})") from None
@@ -226,7 +225,7 @@ class FileChange:
     status: str  # added, removed, changed
     old_size: int | None
     new_size: int | None
-    kind: str  # text, binary, minified, large, link (of the new file, or the old one when removed)
+    kind: str  # text, binary, minified, large (of the new file, or the old one when removed)
     diff: tuple[str, ...] | None = None  # unified diff lines, for text files
     truncated: bool = False
     withheld: bool = False  # a text diff not shown because the page's diff lines ran out

@@ -157,9 +157,8 @@ def test_path_tricks_are_reported_not_compared():
     data = tgz({"package/package.json": json.dumps(BASE).encode(), "package/../../etc/passwd": b"x",
                 "/abs": b"y"}, links={"package/link": "/etc/shadow"})
     snap = snapshot(data)
-    assert set(snap.files) == {"package.json", "link"}
-    assert snap.files["link"].kind == "link"
-    assert len(snap.problems) == 2
+    assert set(snap.files) == {"package.json"}
+    assert len(snap.problems) == 3 and "npm does not install links" in snap.problems[-1]
     assert "unreadable" in codes(compare(None, snap))
 
 
@@ -213,3 +212,35 @@ def test_a_file_of_too_many_lines_is_compared_by_digest_only():
     new = {"a.txt": b"y\n" * 50}
     [change] = review(BASE, BASE, old, new, limits=Limits(compared_lines=40)).files
     assert change.kind == "large" and change.diff is None and not change.withheld
+
+
+def tgz_entries(*entries: tuple[str, bytes | str]) -> bytes:
+    """Entries in order, duplicates allowed: bytes make a file, a str a symbolic link to it."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for path, value in entries:
+            info = tarfile.TarInfo(path)
+            if isinstance(value, str):
+                info.type, info.linkname = tarfile.SYMTYPE, value
+                archive.addfile(info)
+            else:
+                info.size = len(value)
+                archive.addfile(info, io.BytesIO(value))
+    return buffer.getvalue()
+
+
+def test_a_link_does_not_hide_the_file_npm_installs_at_its_path():
+    # npm (pacote) skips every link entry: a file followed by a link of the same path installs the file.
+    manifest = ("package/package.json", json.dumps(BASE).encode())
+    old = snapshot(tgz_entries(manifest, ("package/index.js", b"ok()\n")))
+    new = snapshot(tgz_entries(manifest, ("package/index.js", b"steal()\n"), ("package/index.js", "safe.js"),
+                               ("package/other.js", "index.js")))
+    [change] = compare(old, new).files
+    assert (change.path, change.kind) == ("index.js", "text") and "+steal()" in change.diff
+    assert len(new.problems) == 2 and all("link" in p for p in new.problems)
+
+
+def test_the_last_of_duplicate_entries_is_compared_as_npm_installs_it():
+    manifest = ("package/package.json", json.dumps(BASE).encode())
+    new = snapshot(tgz_entries(manifest, ("package/index.js", b"shown()\n"), ("x/index.js", b"installed()\n")))
+    assert new.files["index.js"].text == "installed()\n"
