@@ -21,6 +21,7 @@ import json
 import posixpath
 import re
 import tarfile
+import time
 import zlib
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -50,10 +51,16 @@ class Limits:
     text_per_file: int = 256 * KIB  # larger files are compared by size and digest only
     text_per_tarball: int = 16 * MIB  # text kept for diffs across one tarball
     diff_lines: int = 2_000  # lines of one file's unified diff shown
-    page_diff_lines: int = 20_000  # lines of all diffs shown together: later files are listed without theirs
-    # difflib's time grows with lines × repeats; a file with more lines on either side is compared by digest
-    # only (100,000 crafted lines took 4 s, 10,000 take a tenth of that)
-    compared_lines: int = 10_000
+    # All diffs shown together: later files are listed without theirs. Characters too: lines of 999
+    # characters are not minified, and 41 KiB tarballs of them made an 85 MiB page.
+    page_diff_lines: int = 20_000
+    page_diff_chars: int = 2 * MIB
+    # difflib's time grows with the square of the lines on inputs as plain as "every other line changed"
+    # (10,000 such lines: 7 s; a crafted order of repeated lines: 16 s). A file with more lines on either
+    # side is compared by digest only (4,000 lines: 1 to 2.5 s at worst), and once a page spent
+    # diff_seconds in difflib its later files are listed without their diff.
+    compared_lines: int = 4_000
+    diff_seconds: float = 2.0
     manifest_bytes: int = 1 * MIB
 
 
@@ -316,10 +323,10 @@ def _flat(value: Any, prefix: str) -> dict[str, str]:
 
 
 def _file_changes(old: dict[str, FileEntry], new: dict[str, FileEntry], limits: Limits) -> tuple[list[FileChange], int]:
-    changes, unchanged, left = [], 0, limits.page_diff_lines
+    changes, unchanged, budget = [], 0, _PageBudget(limits)
     for path in sorted(old.keys() | new.keys()):
         before, after = old.get(path), new.get(path)
-        cap = min(limits.diff_lines, left)
+        cap = budget.cap()
         if before is None:
             change = FileChange(path, "added", None, after.size, after.kind, *_added_text(after, cap))
         elif after is None:
@@ -330,13 +337,53 @@ def _file_changes(old: dict[str, FileEntry], new: dict[str, FileEntry], limits: 
             continue
         else:
             kind = _changed_kind(before, after, limits)
-            change = FileChange(path, "changed", before.size, after.size, kind,
-                                *(_text_diff(path, before, after, cap) if kind == "text" else (None, False)))
+            shown = budget.timed(_text_diff, path, before, after, cap) if kind == "text" else (None, False)
+            change = FileChange(path, "changed", before.size, after.size, kind, *shown)
         if change.kind == "text" and change.diff is None and cap <= 0:
             change = replace(change, withheld=True)
-        left -= len(change.diff or ())
-        changes.append(change)
+        changes.append(budget.take(change))
     return changes, unchanged
+
+
+@dataclass
+class _PageBudget:
+    """What one page may still show and spend: diff lines, diff characters, seconds in difflib. Once one
+    runs out, later text files are listed without their diff ("withheld")."""
+
+    limits: Limits
+    lines: int = 0
+    chars: int = 0
+    seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.lines, self.chars, self.seconds = self.limits.page_diff_lines, self.limits.page_diff_chars, \
+            self.limits.diff_seconds
+
+    def cap(self) -> int:
+        """The lines the next file's diff may have: 0 once the page's lines, characters or time ran out."""
+        return 0 if self.chars <= 0 or self.seconds <= 0 else min(self.limits.diff_lines, self.lines)
+
+    def timed(self, diff, *args):
+        started = time.monotonic()
+        try:
+            return diff(*args)
+        finally:
+            self.seconds -= time.monotonic() - started
+
+    def take(self, change: FileChange) -> FileChange:
+        """The change with its diff cut to the characters left, counted against the page."""
+        if change.diff is None:
+            return change
+        kept, used = [], 0
+        for line in change.diff:
+            if used + len(line) > self.chars:
+                break
+            kept.append(line)
+            used += len(line)
+        self.lines, self.chars = self.lines - len(kept), self.chars - used
+        if len(kept) == len(change.diff):
+            return change
+        return replace(change, diff=tuple(kept) or None, truncated=bool(kept), withheld=not kept)
 
 
 def _changed_kind(before: FileEntry, after: FileEntry, limits: Limits) -> str:

@@ -244,3 +244,32 @@ def test_the_last_of_duplicate_entries_is_compared_as_npm_installs_it():
     manifest = ("package/package.json", json.dumps(BASE).encode())
     new = snapshot(tgz_entries(manifest, ("package/index.js", b"shown()\n"), ("x/index.js", b"installed()\n")))
     assert new.files["index.js"].text == "installed()\n"
+
+
+def test_the_page_shows_a_bounded_amount_of_diff_text_in_all():
+    # Lines of 999 characters are not "minified": unbounded, 41 KiB tarballs made an 85 MiB page.
+    new = {f"f{i}.js": ("<" * 999 + "\n").encode() * 10 for i in range(4)}
+    result = review(BASE, BASE, {}, new, limits=Limits(page_diff_chars=25_000))
+    shown = [c for c in result.files if c.diff is not None]
+    assert sum(len(line) for c in shown for line in c.diff) <= 25_000
+    assert [(c.truncated, c.withheld) for c in result.files] == [(False, False), (False, False), (True, False),
+                                                               (False, True)]
+
+
+def test_the_time_spent_diffing_one_page_is_bounded():
+    # Every other line changed: difflib is quadratic on it (10,000 lines took ~7 s on one file).
+    old = "".join(f"line {n}\n" for n in range(1500)).encode()
+    new = "".join(f"line {n}\n" if n % 2 else f"changed {n}\n" for n in range(1500)).encode()
+    files = {f"f{i}.js": (old, new) for i in range(6)}
+    result = review(BASE, BASE, {k: v[0] for k, v in files.items()}, {k: v[1] for k, v in files.items()},
+                    limits=Limits(diff_seconds=0.01))
+    assert result.files[0].diff is not None, "the first file is always compared"
+    assert all(c.withheld and c.diff is None for c in result.files[1:])
+
+
+def test_a_file_of_4000_lines_is_compared_by_digest_only_by_default():
+    # difflib's worst case grows with the square of the lines: every other of 10,000 changed took ~7 s.
+    old = {"a.txt": "".join(f"{n}\n" for n in range(4001)).encode()}
+    new = {"a.txt": "".join(f"{n}\n" if n % 2 else f"{n}x\n" for n in range(4001)).encode()}
+    [change] = review(BASE, BASE, old, new).files
+    assert change.kind == "large" and change.diff is None
