@@ -62,6 +62,7 @@ class Limits:
     compared_lines: int = 4_000
     diff_seconds: float = 2.0
     manifest_bytes: int = 1 * MIB
+    path_chars: int = 4 * MIB  # the paths of one tarball together (each is on the page, up to twice)
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ def snapshot(data: bytes, limits: Limits = Limits()) -> Snapshot:
     budget = [limits.text_per_tarball]
     manifest_text: bytes | None = None
     stream = _Bounded(gzip.GzipFile(fileobj=io.BytesIO(data)), limits.unpacked_bytes)
-    unpacked = 0
+    unpacked, path_chars = 0, 0
     try:
         with tarfile.open(fileobj=io.BufferedReader(stream), mode="r|", tarinfo=BoundedTarInfo) as archive:
             for count, member in enumerate(archive):
@@ -99,6 +100,10 @@ def snapshot(data: bytes, limits: Limits = Limits()) -> Snapshot:
                     raise InvalidTarball(f"the tarball holds more than {limits.entries} entries")
                 if member.isdir():
                     continue
+                path_chars += len(member.name)
+                if path_chars > limits.path_chars:
+                    raise InvalidTarball(f"the paths in the tarball are longer than {human_size(limits.path_chars)} "
+                                         "together, more than the page shows")
                 path = _safe_path(member.name)
                 if path is None:
                     problems.append(f"entry {member.name[:200]!r} has a path that escapes the package or is "

@@ -16,6 +16,7 @@ MAX_UNPACKED_BYTES = 2 * 1024**3  # a gzip bomb stops here
 # A GNU long name or link, or a pax header: tarfile reads each whole into memory before the entry it
 # describes. npm pack writes pax headers of a few hundred bytes (long paths); a MiB is far more.
 MAX_HEADER_BYTES = 1024 * 1024
+MAX_PATH = 4096  # Linux's PATH_MAX: npm cannot write a longer path (node-tar warns and skips the entry)
 _HEADER_EXTENSIONS = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE,
                       tarfile.SOLARIS_XHDTYPE)
 
@@ -83,7 +84,8 @@ class BoundedTarInfo(tarfile.TarInfo):
     `tarfile.open(..., tarinfo=BoundedTarInfo)`.
 
     A header extension larger than MAX_HEADER_BYTES is refused before it is read (tarfile holds it
-    whole, so a 400 KiB tarball with a 400 MiB long name held over 1 GiB). A sparse entry, GNU or pax,
+    whole, so a 400 KiB tarball with a 400 MiB long name held over 1 GiB), and so is a path longer than
+    MAX_PATH (every name is kept while reading: 500 of a MiB each held 500 MiB). A sparse entry, GNU or pax,
     is refused: tarfile reads its map whole and then expands its holes, so a 400-byte tarball reads as
     terabytes of zeros; npm's tar does not install sparse entries as such, and npm pack never writes one.
     """
@@ -94,7 +96,11 @@ class BoundedTarInfo(tarfile.TarInfo):
                                  f"bytes; at most {MAX_HEADER_BYTES} are read")
         if self.type == tarfile.GNUTYPE_SPARSE:
             raise _sparse()
-        return super()._proc_member(tarfile_)
+        member = super()._proc_member(tarfile_)
+        if max(len(member.name), len(member.linkname)) > MAX_PATH:
+            raise InvalidTarball(f"the tarball has an entry whose path or link target is longer than {MAX_PATH} "
+                                 "characters, more than a disk takes")
+        return member
 
     # pax sparse formats 0.0, 0.1 and 1.0: applied to the entry after its pax header
     def _proc_gnusparse_00(self, *_):

@@ -273,3 +273,10 @@ def test_a_file_of_4000_lines_is_compared_by_digest_only_by_default():
     new = {"a.txt": "".join(f"{n}\n" if n % 2 else f"{n}x\n" for n in range(4001)).encode()}
     [change] = review(BASE, BASE, old, new).files
     assert change.kind == "large" and change.diff is None
+
+
+def test_the_paths_of_one_tarball_are_bounded_in_total():
+    data = package(BASE, **{f"{'d' * 50}{i}.js": b"1" for i in range(10)})
+    snapshot(data, Limits(path_chars=1000))
+    with pytest.raises(InvalidTarball, match="paths"):
+        snapshot(data, Limits(path_chars=400))

@@ -89,3 +89,11 @@ def test_a_long_name_within_the_bound_is_read(read):
 def test_a_sparse_entry_is_refused_npm_does_not_install_it(read, make):
     with pytest.raises(InvalidTarball, match="sparse"):
         read(make(1 << 30))  # unfixed, snapshot hashes a GiB of zeros here (and 8 TiB as easily)
+
+
+@pytest.mark.parametrize("read", readers())
+@pytest.mark.parametrize("field", ["path", "linkpath"])
+def test_a_path_longer_than_any_disk_takes_is_refused(read, field):
+    # Under the header bound, 500 such entries still held 500 MiB of names (and the review page showed each).
+    with pytest.raises(InvalidTarball, match="path"):
+        read(_tgz(_member("package/x.js", b"1", **{field: "package/" + "a/" * 2100})))
