@@ -26,6 +26,7 @@ import zlib
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .manifest import npm_publish_view
 from .tarball import BoundedTarInfo, InvalidTarball, _Bounded
 
 KIB, MIB = 1024, 1024 * 1024
@@ -262,12 +263,29 @@ class ReviewDiff:
 
 def compare(old: Snapshot | None, new: Snapshot, limits: Limits = Limits()) -> ReviewDiff:
     """The changes from `old` (None: nothing published to compare with) to `new`."""
-    manifest = manifest_diff(old.manifest if old else {}, new.manifest or {})
+    manifest = manifest_diff(installed_manifest(old) if old else {}, installed_manifest(new))
     files, unchanged = _file_changes(old.files if old else {}, new.files, limits)
     problems = tuple(f"this version: {p}" for p in new.problems) + \
         (tuple(f"the version compared with: {p}" for p in old.problems) if old else ())
     return ReviewDiff(manifest, files, _warnings(manifest, files, old, new), old.unpacked if old else None,
                       new.unpacked, unchanged, problems)
+
+
+def installed_manifest(snap: Snapshot) -> dict:
+    """The tarball's package.json with the scripts and commands npm derives from its files: an
+    `install` script `node-gyp rebuild` for a gyp file (npm runs it at install, and a gyp file's
+    actions run commands), `start` for a server.js, and the commands of `directories.bin`."""
+    raw = snap.manifest or {}
+    try:
+        view = npm_publish_view(raw, frozenset(snap.files))
+    except RecursionError:  # nested past what the walk takes: the publish check refused such a manifest
+        return raw
+    scripts = raw.get("scripts") if isinstance(raw.get("scripts"), dict) else {}
+    derived = {k: v for k, v in (view.get("scripts") or {}).items() if k not in scripts}
+    out = {**raw, "scripts": {**scripts, **derived}} if derived else dict(raw)
+    if not raw.get("bin") and view.get("bin"):
+        out["bin"] = view["bin"]
+    return out
 
 
 def manifest_diff(old: dict | None, new: dict | None) -> ManifestDiff:

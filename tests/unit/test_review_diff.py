@@ -280,3 +280,16 @@ def test_the_paths_of_one_tarball_are_bounded_in_total():
     snapshot(data, Limits(path_chars=1000))
     with pytest.raises(InvalidTarball, match="paths"):
         snapshot(data, Limits(path_chars=400))
+
+
+def test_a_binding_gyp_is_an_install_script_npm_derives():
+    # npm runs `node-gyp rebuild` at install for a package with binding.gyp and no install script of its own.
+    result = review(BASE, BASE, {}, {"binding.gyp": b"{'targets': [{'actions': [{'action': ['sh', 'x']}]}]}\n"})
+    assert "install-script" in codes(result)
+    assert [(s.key, s.new) for s in result.manifest.install_scripts] == [("install", "node-gyp rebuild")]
+
+
+def test_commands_npm_derives_from_directories_bin_are_warned():
+    result = review(BASE, {**BASE, "directories": {"bin": "bin"}}, {}, {"bin__tool.js": b"#!/usr/bin/env node\n"})
+    assert [(c.key, c.new) for c in result.manifest.bin] == [("tool.js", "bin/tool.js")]
+    assert "new-bin" in codes(result)
