@@ -246,7 +246,7 @@ class FileChange:
 
 @dataclass(frozen=True)
 class Warning:
-    code: str  # install-script, new-dependency, size-jump, new-binary, secret, new-bin, unreadable
+    code: str  # install-script, new-dependency, size-jump, new-binary, secret, new-bin, shrinkwrap, unreadable
     message: str
 
 
@@ -462,6 +462,9 @@ def _warnings(manifest: ManifestDiff, files: list[FileChange], old: Snapshot | N
         found.append(Warning("size-jump", f"unpacked size grew from {human_size(old.unpacked)} to "
                                           f"{human_size(new.unpacked)}"))
     for change in files:
+        if change.path == "npm-shrinkwrap.json" and change.status != "removed":
+            found.append(Warning("shrinkwrap", f"{change.status} npm-shrinkwrap.json: npm installs the exact "
+                                               "dependency tree it names, from the URLs it names"))
         if change.status != "removed" and change.kind == "binary":
             found.append(Warning("new-binary", f"{change.status} binary file {change.path} "
                                                f"({human_size(change.new_size or 0)})"))

@@ -293,3 +293,11 @@ def test_commands_npm_derives_from_directories_bin_are_warned():
     result = review(BASE, {**BASE, "directories": {"bin": "bin"}}, {}, {"bin__tool.js": b"#!/usr/bin/env node\n"})
     assert [(c.key, c.new) for c in result.manifest.bin] == [("tool.js", "bin/tool.js")]
     assert "new-bin" in codes(result)
+
+
+def test_an_added_or_changed_shrinkwrap_is_warned():
+    # npm installs the exact tree an npm-shrinkwrap.json names, from the URLs it names.
+    lock = b'{"lockfileVersion": 3, "packages": {"node_modules/a": {"resolved": "https://evil.example/a.tgz"}}}'
+    assert "shrinkwrap" in codes(review(BASE, BASE, {}, {"npm-shrinkwrap.json": lock}))
+    assert "shrinkwrap" in codes(review(BASE, BASE, {"npm-shrinkwrap.json": b"{}"}, {"npm-shrinkwrap.json": lock}))
+    assert "shrinkwrap" not in codes(review(BASE, BASE, {"npm-shrinkwrap.json": lock}, {"npm-shrinkwrap.json": lock}))
