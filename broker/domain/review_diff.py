@@ -43,6 +43,9 @@ _PRIVATE_KEY = re.compile(rb"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")
 _NPMRC_SECRET = re.compile(rb"_authToken|_auth\s*=|_password\s*=")
 SNIFF_BYTES = 64 * KIB  # the start of every file, looked at for secrets even when its text is not kept
 _KEY_FILE_NAMES = {"id_rsa", "id_dsa", "id_ecdsa", "id_ed25519"}
+# Bidirectional controls and invisible characters: with them, code reads differently from how it runs
+# ("Trojan Source", CVE-2021-42574). The page warns about them and shows each as a visible mark.
+HIDDEN_CHARACTERS = re.compile("[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 
 
 @dataclass(frozen=True)
@@ -246,7 +249,8 @@ class FileChange:
 
 @dataclass(frozen=True)
 class Warning:
-    code: str  # install-script, new-dependency, size-jump, new-binary, secret, new-bin, shrinkwrap, unreadable
+    code: str  # install-script, new-dependency, size-jump, new-binary, secret, new-bin, shrinkwrap,
+    # hidden-characters, unreadable
     message: str
 
 
@@ -468,6 +472,12 @@ def _warnings(manifest: ManifestDiff, files: list[FileChange], old: Snapshot | N
         if change.status != "removed" and change.kind == "binary":
             found.append(Warning("new-binary", f"{change.status} binary file {change.path} "
                                                f"({human_size(change.new_size or 0)})"))
+    hidden = [c.path for c in files if c.status != "removed" and _hides_characters(c.path, new.files[c.path])]
+    hidden += [f"package.json {k}" for k, v in _manifest_texts(manifest) if HIDDEN_CHARACTERS.search(v)]
+    if hidden:
+        found.append(Warning("hidden-characters", "bidirectional controls or invisible characters in "
+                                                  f"{', '.join(hidden)}: the text may read differently from how "
+                                                  "it runs (marked U+…)"))
     for entry in new.files.values():
         if entry.secret:
             found.append(Warning("secret", f"{entry.path} looks like a secret: {entry.secret}"))
@@ -475,6 +485,19 @@ def _warnings(manifest: ManifestDiff, files: list[FileChange], old: Snapshot | N
         found.append(Warning("unreadable", f"{len(new.problems)} entries of this version could not be compared "
                                            "(see the list below)"))
     return found
+
+
+def _hides_characters(path: str, entry: FileEntry) -> bool:
+    text = (entry.text or "").removeprefix("\ufeff")  # a byte order mark opening a file is only that
+    return bool(HIDDEN_CHARACTERS.search(path) or HIDDEN_CHARACTERS.search(text))
+
+
+def _manifest_texts(manifest: ManifestDiff):
+    """(name, text) of every new value the manifest diff shows."""
+    changes = [c for kind in manifest.dependencies.values() for c in kind]
+    for change in [*changes, *manifest.scripts, *manifest.bin, *manifest.engines, *manifest.exports]:
+        if change.new is not None:
+            yield change.key, change.key + change.new
 
 
 def human_size(size: int) -> str:

@@ -301,3 +301,22 @@ def test_an_added_or_changed_shrinkwrap_is_warned():
     assert "shrinkwrap" in codes(review(BASE, BASE, {}, {"npm-shrinkwrap.json": lock}))
     assert "shrinkwrap" in codes(review(BASE, BASE, {"npm-shrinkwrap.json": b"{}"}, {"npm-shrinkwrap.json": lock}))
     assert "shrinkwrap" not in codes(review(BASE, BASE, {"npm-shrinkwrap.json": lock}, {"npm-shrinkwrap.json": lock}))
+
+
+RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE: "Trojan Source" (CVE-2021-42574) code reads differently from how it runs
+
+
+def test_bidirectional_controls_and_invisible_characters_are_warned_and_shown():
+    from broker.api.review import LIMITS, StageView
+    from broker.web import render
+
+    code = f'if (user != "admin{RLO} {{ // check"\u200b) {{ steal() }}\n'.encode()
+    result = review(BASE, {**BASE, "scripts": {"postinstall": f"node ok.js{RLO}"}}, {"a.js": b"1\n"},
+                    {"a.js": code, f"x{RLO}sj.js": b"1\n", "bom.js": "\ufeffok()\n".encode()})
+    [warning] = [w for w in result.warnings if w.code == "hidden-characters"]
+    assert "a.js" in warning.message and "x" in warning.message and "bom.js" not in warning.message
+    stage = StageView("0" * 8, "demo", "1.0.1", "latest", "alice", "user", None, "1 s", "now", "none", 1, "sha512-x")
+    page = render("stage.html", base="/-/review/", user="alice", csrf="c", stage=stage, base_version="1.0.0",
+                  base_reason="", diff=result, diff_error="", limits=LIMITS)
+    assert RLO not in page and "\u200b" not in page
+    assert '<mark class="hidden-char">U+202E</mark>' in page and '<mark class="hidden-char">U+200B</mark>' in page
