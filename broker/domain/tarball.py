@@ -17,8 +17,12 @@ MAX_UNPACKED_BYTES = 2 * 1024**3  # a gzip bomb stops here
 # describes. npm pack writes pax headers of a few hundred bytes (long paths); a MiB is far more.
 MAX_HEADER_BYTES = 1024 * 1024
 MAX_PATH = 4096  # Linux's PATH_MAX: npm cannot write a longer path (node-tar warns and skips the entry)
-_HEADER_EXTENSIONS = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE,
-                      tarfile.SOLARIS_XHDTYPE)
+_ENTRY_EXTENSIONS = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.SOLARIS_XHDTYPE)
+_HEADER_EXTENSIONS = (*_ENTRY_EXTENSIONS, tarfile.XGLTYPE)
+# Keys of a global pax header that tarfile and npm's node-tar apply differently: node-tar ignores a global
+# path, and takes a global size to find the next header where tarfile takes the entry's own.
+_DISPUTED_GLOBAL_KEYS = frozenset({"path", "linkpath", "size"})
+_EXTENDED = "_stagegate_extended"  # set on the TarFile while an entry's header extension is being read
 
 
 class InvalidTarball(ValueError):
@@ -83,11 +87,15 @@ class BoundedTarInfo(tarfile.TarInfo):
     """tarfile's headers, less what it would do without bounds on a crafted tarball. Pass it as
     `tarfile.open(..., tarinfo=BoundedTarInfo)`.
 
+    Headers that tarfile and npm's node-tar read differently are refused (a global pax path or size;
+    an entry with two header extensions, such as a pax path and a GNU long name; a name prefix outside
+    POSIX ustar): with them, one tarball shows the registry one set of files and installs another.
+
     A header extension larger than MAX_HEADER_BYTES is refused before it is read (tarfile holds it
-    whole, so a 400 KiB tarball with a 400 MiB long name held over 1 GiB), and so is a path longer than
-    MAX_PATH (every name is kept while reading: 500 of a MiB each held 500 MiB). A sparse entry, GNU or pax,
-    is refused: tarfile reads its map whole and then expands its holes, so a 400-byte tarball reads as
-    terabytes of zeros; npm's tar does not install sparse entries as such, and npm pack never writes one.
+    whole: a 400 KiB tarball with a 400 MiB long name held over 1 GiB), and so is a path longer than
+    MAX_PATH (every name is kept while reading: 500 of a MiB each held 500 MiB). A sparse entry, GNU or
+    pax, is refused: tarfile reads its map whole and then expands its holes, so a 400-byte tarball
+    reads as terabytes of zeros; npm's tar does not install sparse entries, and npm pack never writes one.
     """
 
     def _proc_member(self, tarfile_):
@@ -96,10 +104,25 @@ class BoundedTarInfo(tarfile.TarInfo):
                                  f"bytes; at most {MAX_HEADER_BYTES} are read")
         if self.type == tarfile.GNUTYPE_SPARSE:
             raise _sparse()
+        disputed = sorted(_DISPUTED_GLOBAL_KEYS & tarfile_.pax_headers.keys())
+        if disputed:
+            raise _disputed(f"a global pax header sets {', '.join(disputed)}")
+        if getattr(tarfile_, _EXTENDED, False) and self.type in _HEADER_EXTENSIONS:
+            raise _disputed("an entry has more than one header extension (pax header, GNU long name or link)")
+        setattr(tarfile_, _EXTENDED, self.type in _ENTRY_EXTENSIONS)
         member = super()._proc_member(tarfile_)
         if max(len(member.name), len(member.linkname)) > MAX_PATH:
             raise InvalidTarball(f"the tarball has an entry whose path or link target is longer than {MAX_PATH} "
                                  "characters, more than a disk takes")
+        return member
+
+    @classmethod
+    def frombuf(cls, buf, encoding, errors):
+        member = super().frombuf(buf, encoding, errors)
+        # tarfile joins the name prefix field (345:500) to the name whatever the magic; node-tar only
+        # for POSIX ustar, so a GNU header with one names different files for the two.
+        if buf[345] and buf[257:265] != tarfile.POSIX_MAGIC and member.type not in tarfile.GNU_TYPES:
+            raise _disputed("an entry that is not POSIX ustar has a name prefix")
         return member
 
     # pax sparse formats 0.0, 0.1 and 1.0: applied to the entry after its pax header
@@ -107,6 +130,13 @@ class BoundedTarInfo(tarfile.TarInfo):
         raise _sparse()
 
     _proc_gnusparse_01 = _proc_gnusparse_10 = _proc_gnusparse_00
+
+
+def _disputed(what: str) -> InvalidTarball:
+    """Headers on which tarfile and npm's node-tar disagree: the registry would check and show other
+    files than npm installs. npm pack writes at most one pax header per entry and no global one."""
+    return InvalidTarball(f"{what}: tar readers disagree on which files such a tarball holds (npm's would "
+                          "install other files than the registry checks); pack it with npm pack")
 
 
 def _sparse() -> InvalidTarball:

@@ -97,3 +97,54 @@ def test_a_path_longer_than_any_disk_takes_is_refused(read, field):
     # Under the header bound, 500 such entries still held 500 MiB of names (and the review page showed each).
     with pytest.raises(InvalidTarball, match="path"):
         read(_tgz(_member("package/x.js", b"1", **{field: "package/" + "a/" * 2100})))
+
+
+# Where Python's tarfile and npm's node-tar read a different entry from the same bytes, the registry (which
+# checks package.json and shows the review diff) and npm (which installs) would see different files.
+# Each case below was checked with npm 11.19.1's own node-tar: it lists package/hidden.js, or a.js and
+# b.js, or smuggled.js, or package/index.js, where tarfile lists another name or nothing.
+
+def _pax(records: dict[str, str], kind: bytes = b"x") -> bytes:
+    body = b""
+    for key, value in records.items():
+        record = f" {key}={value}\n".encode()
+        length = len(record) + 1
+        while len(str(length)) + len(record) != length:
+            length += 1
+        body += str(length).encode() + record
+    return _header(b"pax", len(body), kind) + _padded(body)
+
+
+def _long_name(name: bytes) -> bytes:
+    return _header(b"././@LongLink", len(name), b"L") + _padded(name)
+
+
+def _file(name: bytes, data: bytes) -> bytes:
+    return _header(name, len(data), b"0") + _padded(data)
+
+
+DISAGREEING = {
+    "pax-path-then-long-name": _pax({"path": "package/shown.js"}) + _long_name(b"package/hidden.js") +
+    _file(b"package/x", b"evil()\n"),
+    "long-name-then-pax-path": _long_name(b"package/hidden.js") + _pax({"path": "package/shown.js"}) +
+    _file(b"package/x", b"evil()\n"),
+    "global-path": _pax({"path": "package/shown.js"}, b"g") + _file(b"package/a.js", b"evil()\n") +
+    _file(b"package/b.js", b"ok()\n"),
+    "global-size": _pax({"size": "0"}, b"g") + _header(b"package/a.js", 1024, b"0") +
+    _file(b"package/smuggled.js", b"evil()\n") + b"\0" * 512,
+    # node-tar reads the name prefix field of POSIX ustar headers only; tarfile of GNU ones too
+    "gnu-header-with-a-prefix": _header(b"package/index.js", 7, b"0", {345: b"decoy"}) + _padded(b"evil()\n"),
+}
+
+
+@pytest.mark.parametrize("read", readers())
+@pytest.mark.parametrize("case", DISAGREEING)
+def test_headers_tar_readers_disagree_on_are_refused(read, case):
+    with pytest.raises(InvalidTarball, match="disagree"):
+        read(_tgz(DISAGREEING[case]))
+
+
+@pytest.mark.parametrize("read", readers())
+def test_a_global_header_of_git_archive_and_a_pax_path_are_read(read):
+    read(_tgz(_pax({"comment": "0123abcd"}, b"g"), _pax({"path": "package/" + "d/" * 60 + "x.js"}),
+              _file(b"package/x", b"1\n")))
