@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .manifest import npm_publish_view
-from .tarball import BoundedTarInfo, InvalidTarball, _Bounded
+from .tarball import BoundedTarInfo, InvalidTarball, _Bounded, refuse_early_end
 
 KIB, MIB = 1024, 1024 * 1024
 
@@ -125,6 +125,7 @@ def snapshot(data: bytes, limits: Limits = Limits()) -> Snapshot:
                 if path == "package.json":  # the last one is what npm installs
                     manifest_text = raw if raw is not None and len(raw) <= limits.manifest_bytes else None
                 files[path] = entry
+            refuse_early_end(archive)
     except (OSError, EOFError, tarfile.TarError, zlib.error) as exc:
         raise InvalidTarball(f"the tarball is not a readable gzipped tarball ({exc.__class__.__name__})") from None
     return Snapshot(_parse_manifest(manifest_text, problems), files, unpacked, tuple(problems))

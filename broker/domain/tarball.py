@@ -89,7 +89,8 @@ class BoundedTarInfo(tarfile.TarInfo):
 
     Headers that tarfile and npm's node-tar read differently are refused (a global pax path or size;
     an entry with two header extensions, such as a pax path and a GNU long name; a name prefix outside
-    POSIX ustar): with them, one tarball shows the registry one set of files and installs another.
+    POSIX ustar; a header with a bad checksum, where tarfile stops and node-tar reads on; see also
+    `refuse_early_end`): with them, one tarball shows the registry one set of files and installs another.
 
     A header extension larger than MAX_HEADER_BYTES is refused before it is read (tarfile holds it
     whole: a 400 KiB tarball with a 400 MiB long name held over 1 GiB), and so is a path longer than
@@ -118,7 +119,11 @@ class BoundedTarInfo(tarfile.TarInfo):
 
     @classmethod
     def frombuf(cls, buf, encoding, errors):
-        member = super().frombuf(buf, encoding, errors)
+        try:
+            member = super().frombuf(buf, encoding, errors)
+        except tarfile.InvalidHeaderError:  # tarfile would end the archive here; node-tar skips the block
+            raise _disputed("the tarball has a header with a bad checksum or a malformed field (npm's tar "
+                            "skips it and reads on, Python's stops there)") from None
         # tarfile joins the name prefix field (345:500) to the name whatever the magic; node-tar only
         # for POSIX ustar, so a GNU header with one names different files for the two.
         if buf[345] and buf[257:265] != tarfile.POSIX_MAGIC and member.type not in tarfile.GNU_TYPES:
@@ -130,6 +135,13 @@ class BoundedTarInfo(tarfile.TarInfo):
         raise _sparse()
 
     _proc_gnusparse_01 = _proc_gnusparse_10 = _proc_gnusparse_00
+
+
+def refuse_early_end(archive: tarfile.TarFile) -> None:
+    """Call when iterating `archive` ended: tarfile ends at one zero block, node-tar only at two (and
+    reads on past one), so a zero block must be followed by another or by nothing."""
+    if archive.fileobj.read(tarfile.BLOCKSIZE).strip(b"\0"):
+        raise _disputed("the tarball has entries after a single zero block")
 
 
 def _disputed(what: str) -> InvalidTarball:
@@ -178,6 +190,7 @@ def read_package(data: bytes) -> PackageContents:
                         raise InvalidTarball("the tarball holds more than one package.json at its root (an "
                                              "install would keep the last one); pack it again with npm pack")
                     manifests.append(_manifest_of(archive, member))
+            refuse_early_end(archive)
     except (OSError, EOFError, tarfile.TarError, zlib.error) as exc:
         raise InvalidTarball(f"the attachment is not a readable gzipped tarball ({exc.__class__.__name__})") from None
     if not manifests:

@@ -134,6 +134,11 @@ DISAGREEING = {
     _file(b"package/smuggled.js", b"evil()\n") + b"\0" * 512,
     # node-tar reads the name prefix field of POSIX ustar headers only; tarfile of GNU ones too
     "gnu-header-with-a-prefix": _header(b"package/index.js", 7, b"0", {345: b"decoy"}) + _padded(b"evil()\n"),
+    # tarfile stops at one zero block or at a header with a bad checksum; node-tar reads on past both
+    # (it stops at two zero blocks)
+    "one-zero-block": b"\0" * 512 + _file(b"package/smuggled.js", b"evil()\n"),
+    "bad-checksum": _header(b"package/junk", 0, b"0")[:148] + b"0000000\0" + _header(b"package/junk", 0, b"0")[156:] +
+    _file(b"package/smuggled.js", b"evil()\n"),
 }
 
 
