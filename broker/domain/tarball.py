@@ -89,8 +89,9 @@ class BoundedTarInfo(tarfile.TarInfo):
 
     Headers that tarfile and npm's node-tar read differently are refused (a global pax path or size;
     an entry with two header extensions, such as a pax path and a GNU long name; a name prefix outside
-    POSIX ustar; a header with a bad checksum, where tarfile stops and node-tar reads on; see also
-    `refuse_early_end`): with them, one tarball shows the registry one set of files and installs another.
+    POSIX ustar; a regular file named like a directory; a header with a bad checksum, where tarfile
+    stops and node-tar reads on; see also `refuse_early_end`): with them, one tarball shows the
+    registry one set of files and installs another.
 
     A header extension larger than MAX_HEADER_BYTES is refused before it is read (tarfile holds it
     whole: a 400 KiB tarball with a 400 MiB long name held over 1 GiB), and so is a path longer than
@@ -108,10 +109,14 @@ class BoundedTarInfo(tarfile.TarInfo):
         disputed = sorted(_DISPUTED_GLOBAL_KEYS & tarfile_.pax_headers.keys())
         if disputed:
             raise _disputed(f"a global pax header sets {', '.join(disputed)}")
-        if getattr(tarfile_, _EXTENDED, False) and self.type in _HEADER_EXTENSIONS:
+        extended = getattr(tarfile_, _EXTENDED, False)  # this header's name is not final: its extension's is
+        if extended and self.type in _HEADER_EXTENSIONS:
             raise _disputed("an entry has more than one header extension (pax header, GNU long name or link)")
         setattr(tarfile_, _EXTENDED, self.type in _ENTRY_EXTENSIONS)
         member = super()._proc_member(tarfile_)
+        if not extended and member.type in (tarfile.REGTYPE, tarfile.AREGTYPE) and member.name.endswith("/"):
+            raise _disputed("a regular file is named like a directory (node-tar makes it an empty directory "
+                            "and reads its data as headers)")
         if max(len(member.name), len(member.linkname)) > MAX_PATH:
             raise InvalidTarball(f"the tarball has an entry whose path or link target is longer than {MAX_PATH} "
                                  "characters, more than a disk takes")

@@ -137,6 +137,9 @@ DISAGREEING = {
     # tarfile stops at one zero block or at a header with a bad checksum; node-tar reads on past both
     # (it stops at two zero blocks)
     "one-zero-block": b"\0" * 512 + _file(b"package/smuggled.js", b"evil()\n"),
+    # a regular file named like a directory: node-tar makes it a directory of no size and reads its data as
+    # the next headers
+    "file-named-like-a-directory": _header(b"package/x/", 1024, b"0") + _file(b"package/smuggled.js", b"evil()\n"),
     "bad-checksum": _header(b"package/junk", 0, b"0")[:148] + b"0000000\0" + _header(b"package/junk", 0, b"0")[156:] +
     _file(b"package/smuggled.js", b"evil()\n"),
 }
