@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import io
 import json
+import re
 import tarfile
 import zlib
 from dataclasses import dataclass
@@ -23,6 +24,13 @@ _HEADER_EXTENSIONS = (*_ENTRY_EXTENSIONS, tarfile.XGLTYPE)
 # path, and takes a global size to find the next header where tarfile takes the entry's own.
 _DISPUTED_GLOBAL_KEYS = frozenset({"path", "linkpath", "size"})
 _EXTENDED = "_stagegate_extended"  # set on the TarFile while an entry's header extension is being read
+_LINKS = (tarfile.LNKTYPE, tarfile.SYMTYPE)
+# The entry types tarfile and node-tar read alike (sparse ones are refused with their own reason). npm pack
+# writes 0, 5 and x; GNU tar and git archive also 1, 2, L, K and g. node-tar takes others ('N', 'V', 'M'…)
+# as meta data or skips them where tarfile takes them for files, or the other way round.
+_READ_ALIKE_TYPES = frozenset({tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE, *_LINKS, tarfile.DIRTYPE,
+                               *_HEADER_EXTENSIONS, tarfile.GNUTYPE_SPARSE}) - {tarfile.SOLARIS_XHDTYPE}
+_CHECKSUM_FIELD = re.compile(rb" *([0-7]{1,7})[\0 ]+")  # node-tar reads 12 bytes: the field must end itself
 
 
 class InvalidTarball(ValueError):
@@ -112,18 +120,20 @@ class BoundedTarInfo(tarfile.TarInfo):
         extended = getattr(tarfile_, _EXTENDED, False)  # this header's name is not final: its extension's is
         if extended and self.type in _HEADER_EXTENSIONS:
             raise _disputed("an entry has more than one header extension (pax header, GNU long name or link)")
+        if self.type in _HEADER_EXTENSIONS and not self.name:
+            raise _disputed("a header extension has no name (node-tar skips it and reads its data as headers)")
         setattr(tarfile_, _EXTENDED, self.type in _ENTRY_EXTENSIONS)
         member = super()._proc_member(tarfile_)
-        if not extended and member.type in (tarfile.REGTYPE, tarfile.AREGTYPE) and member.name.endswith("/"):
-            raise _disputed("a regular file is named like a directory (node-tar makes it an empty directory "
-                            "and reads its data as headers)")
-        if max(len(member.name), len(member.linkname)) > MAX_PATH:
-            raise InvalidTarball(f"the tarball has an entry whose path or link target is longer than {MAX_PATH} "
-                                 "characters, more than a disk takes")
+        if not extended:
+            _refuse_entries_read_otherwise(member)
         return member
 
     @classmethod
     def frombuf(cls, buf, encoding, errors):
+        if len(buf) == tarfile.BLOCKSIZE and buf.count(0) != tarfile.BLOCKSIZE:  # else tarfile's end or error
+            why = _read_otherwise_by_node_tar(buf)
+            if why:
+                raise _disputed(why)
         try:
             member = super().frombuf(buf, encoding, errors)
         except tarfile.InvalidHeaderError:  # tarfile would end the archive here; node-tar skips the block
@@ -140,6 +150,36 @@ class BoundedTarInfo(tarfile.TarInfo):
         raise _sparse()
 
     _proc_gnusparse_01 = _proc_gnusparse_10 = _proc_gnusparse_00
+
+
+def _read_otherwise_by_node_tar(buf: bytes) -> str | None:
+    """Why node-tar would read this header block otherwise than tarfile does, or None. node-tar skips a
+    header it finds invalid and reads on at the next block: the entry's data, taken for headers."""
+    field = _CHECKSUM_FIELD.fullmatch(buf[148:156])
+    if field is None or int(field.group(1), 8) != tarfile.calc_chksums(buf)[0]:
+        return "a header checksum npm's tar does not take (signed, or not ended by a NUL or a space)"
+    kind, has_target = buf[156:157], buf[157] != 0
+    if kind not in _READ_ALIKE_TYPES:
+        return f"an entry of type {kind.decode('latin-1')!r}, which npm's tar reads otherwise"
+    if kind in _LINKS and not has_target:
+        return "a link without a target in its header"
+    if kind not in (*_LINKS, tarfile.XHDTYPE, tarfile.XGLTYPE) and has_target:
+        return "an entry that is not a link has a link target"
+    return None
+
+
+def _refuse_entries_read_otherwise(member: tarfile.TarInfo) -> None:
+    """The checks on an entry as its header extensions left it."""
+    if not member.name:
+        raise _disputed("an entry has no path")
+    if member.isreg() and member.name.endswith("/"):
+        raise _disputed("a regular file is named like a directory (node-tar makes it an empty directory "
+                        "and reads its data as headers)")
+    if member.type in _LINKS and member.size:
+        raise _disputed("a link has data (node-tar skips it, tarfile reads it as the next headers)")
+    if max(len(member.name), len(member.linkname)) > MAX_PATH:
+        raise InvalidTarball(f"the tarball has an entry whose path or link target is longer than {MAX_PATH} "
+                             "characters, more than a disk takes")
 
 
 def refuse_early_end(archive: tarfile.TarFile) -> None:

@@ -123,6 +123,13 @@ def _file(name: bytes, data: bytes) -> bytes:
     return _header(name, len(data), b"0") + _padded(data)
 
 
+def _checksummed(block: bytes, signed: bool = False, digits: int = 6) -> bytes:
+    """`block` with its checksum written as tarfile accepts and node-tar does not."""
+    value = tarfile.calc_chksums(block)[1 if signed else 0]
+    field = (b"%0*o" % (digits, value)).ljust(8, b"\0")[:6] + b"\0 " if digits < 8 else b"%08o" % value
+    return block[:148] + field + block[156:]
+
+
 DISAGREEING = {
     "pax-path-then-long-name": _pax({"path": "package/shown.js"}) + _long_name(b"package/hidden.js") +
     _file(b"package/x", b"evil()\n"),
@@ -140,6 +147,17 @@ DISAGREEING = {
     # a regular file named like a directory: node-tar makes it a directory of no size and reads its data as
     # the next headers
     "file-named-like-a-directory": _header(b"package/x/", 1024, b"0") + _file(b"package/smuggled.js", b"evil()\n"),
+    # node-tar skips a header it finds invalid and reads the entry's data as the next headers
+    "file-with-a-link-target": _header(b"package/a.js", 512, b"0", {157: b"x"}) +
+    _file(b"package/smuggled.js", b"evil()\n"),
+    "link-without-a-target": _header(b"package/a.js", 0, b"2") + _file(b"package/b.js", b"ok()\n"),
+    "link-with-data": _header(b"package/l.js", 512, b"2", {157: b"a.js"}) + _file(b"package/shown.js", b"ok()\n"),
+    "pax-header-without-a-name": _header(b"", 0, b"x") + _file(b"package/a.js", b"ok()\n"),
+    "signed-checksum": _checksummed(_header(b"package/\xe9.js", 7, b"0"), signed=True) + _padded(b"evil()\n"),
+    "checksum-not-terminated": _checksummed(_header(b"package/a.js", 7, b"0"), digits=8) + _padded(b"evil()\n"),
+    # 'N' (old GNU long path) names the next entry for node-tar and is nothing to tarfile
+    "old-gnu-long-path": _header(b"././@LongLink", 16, b"N") + _padded(b"package/other.js") +
+    _file(b"package/a.js", b"evil()\n"),
     "bad-checksum": _header(b"package/junk", 0, b"0")[:148] + b"0000000\0" + _header(b"package/junk", 0, b"0")[156:] +
     _file(b"package/smuggled.js", b"evil()\n"),
 }
