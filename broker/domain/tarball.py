@@ -172,7 +172,7 @@ def _refuse_entries_read_otherwise(member: tarfile.TarInfo) -> None:
     """The checks on an entry as its header extensions left it."""
     if not member.name:
         raise _disputed("an entry has no path")
-    if member.isreg() and member.name.endswith("/"):
+    if member.isreg() and (member.name.endswith("/") or member.pax_headers.get("path", "").endswith("/")):
         raise _disputed("a regular file is named like a directory (node-tar makes it an empty directory "
                         "and reads its data as headers)")
     if member.type in _LINKS and member.size:
