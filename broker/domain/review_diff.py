@@ -286,7 +286,8 @@ def installed_manifest(snap: Snapshot) -> dict:
     except RecursionError:  # nested past what the walk takes: the publish check refused such a manifest
         return raw
     scripts = raw.get("scripts") if isinstance(raw.get("scripts"), dict) else {}
-    derived = {k: v for k, v in (view.get("scripts") or {}).items() if k not in scripts}
+    made = view.get("scripts") if isinstance(view.get("scripts"), dict) else {}
+    derived = {k: v for k, v in made.items() if k not in scripts}
     out = {**raw, "scripts": {**scripts, **derived}} if derived else dict(raw)
     if not raw.get("bin") and view.get("bin"):
         out["bin"] = view["bin"]

@@ -289,6 +289,12 @@ def test_a_binding_gyp_is_an_install_script_npm_derives():
     assert [(s.key, s.new) for s in result.manifest.install_scripts] == [("install", "node-gyp rebuild")]
 
 
+@pytest.mark.parametrize("scripts", [["a"], "x", 5, None])
+def test_scripts_that_are_not_an_object_do_not_break_the_diff(scripts):
+    result = review(BASE, {**BASE, "scripts": scripts}, {}, {"binding.gyp": b"{}\n"})
+    assert [(s.key, s.new) for s in result.manifest.install_scripts] == [("install", "node-gyp rebuild")]
+
+
 def test_commands_npm_derives_from_directories_bin_are_warned():
     result = review(BASE, {**BASE, "directories": {"bin": "bin"}}, {}, {"bin__tool.js": b"#!/usr/bin/env node\n"})
     assert [(c.key, c.new) for c in result.manifest.bin] == [("tool.js", "bin/tool.js")]
