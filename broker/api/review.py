@@ -312,7 +312,7 @@ def stage_page(b: Broker, req: Req) -> Response:
     if isinstance(diff, str):
         diff, error = None, diff
     return _page(b, "stage.html", session, stage=_view(b, stage, time.time()), base_version=base_version,
-                 base_reason=reason, diff=diff, diff_error=error, page_diff_lines=LIMITS.page_diff_lines)
+                 base_reason=reason, diff=diff, diff_error=error, limits=LIMITS)
 
 
 def _compared_with(b: Broker, stage: StageRow) -> tuple[str | None, str]:

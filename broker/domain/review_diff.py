@@ -21,11 +21,13 @@ import json
 import posixpath
 import re
 import tarfile
+import time
 import zlib
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .tarball import InvalidTarball, _Bounded
+from .manifest import npm_publish_view
+from .tarball import BoundedTarInfo, InvalidTarball, _Bounded, refuse_early_end
 
 KIB, MIB = 1024, 1024 * 1024
 
@@ -41,6 +43,9 @@ _PRIVATE_KEY = re.compile(rb"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")
 _NPMRC_SECRET = re.compile(rb"_authToken|_auth\s*=|_password\s*=")
 SNIFF_BYTES = 64 * KIB  # the start of every file, looked at for secrets even when its text is not kept
 _KEY_FILE_NAMES = {"id_rsa", "id_dsa", "id_ecdsa", "id_ed25519"}
+# Bidirectional controls and invisible characters: with them, code reads differently from how it runs
+# ("Trojan Source", CVE-2021-42574). The page warns about them and shows each as a visible mark.
+HIDDEN_CHARACTERS = re.compile("[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 
 
 @dataclass(frozen=True)
@@ -50,19 +55,26 @@ class Limits:
     text_per_file: int = 256 * KIB  # larger files are compared by size and digest only
     text_per_tarball: int = 16 * MIB  # text kept for diffs across one tarball
     diff_lines: int = 2_000  # lines of one file's unified diff shown
-    page_diff_lines: int = 20_000  # lines of all diffs shown together: later files are listed without theirs
-    # difflib's time grows with lines × repeats; a file with more lines on either side is compared by digest
-    # only (100,000 crafted lines took 4 s, 10,000 take a tenth of that)
-    compared_lines: int = 10_000
+    # All diffs shown together: later files are listed without theirs. Characters too: lines of 999
+    # characters are not minified, and 41 KiB tarballs of them made an 85 MiB page.
+    page_diff_lines: int = 20_000
+    page_diff_chars: int = 2 * MIB
+    # difflib's time grows with the square of the lines on inputs as plain as "every other line changed"
+    # (10,000 such lines: 7 s; a crafted order of repeated lines: 16 s). A file with more lines on either
+    # side is compared by digest only (4,000 lines: 1 to 2.5 s at worst), and once a page spent
+    # diff_seconds in difflib its later files are listed without their diff.
+    compared_lines: int = 4_000
+    diff_seconds: float = 2.0
     manifest_bytes: int = 1 * MIB
+    path_chars: int = 4 * MIB  # the paths of one tarball together (each is on the page, up to twice)
 
 
 @dataclass(frozen=True)
 class FileEntry:
     path: str
     size: int
-    digest: str  # sha256 hex of the content; for a link, of its target
-    kind: str  # text, binary, minified, large (text not kept), link
+    digest: str  # sha256 hex of the content
+    kind: str  # text, binary, minified, large (text not kept)
     text: str | None = None  # kept only for small text files, within the tarball's text budget
     secret: str | None = None  # why the file looks like a secret, if it does
 
@@ -84,32 +96,36 @@ def snapshot(data: bytes, limits: Limits = Limits()) -> Snapshot:
     budget = [limits.text_per_tarball]
     manifest_text: bytes | None = None
     stream = _Bounded(gzip.GzipFile(fileobj=io.BytesIO(data)), limits.unpacked_bytes)
-    unpacked = 0
+    unpacked, path_chars = 0, 0
     try:
-        with tarfile.open(fileobj=io.BufferedReader(stream), mode="r|") as archive:
+        with tarfile.open(fileobj=io.BufferedReader(stream), mode="r|", tarinfo=BoundedTarInfo) as archive:
             for count, member in enumerate(archive):
                 if count >= limits.entries:
                     raise InvalidTarball(f"the tarball holds more than {limits.entries} entries")
                 if member.isdir():
                     continue
+                path_chars += len(member.name)
+                if path_chars > limits.path_chars:
+                    raise InvalidTarball(f"the paths in the tarball are longer than {human_size(limits.path_chars)} "
+                                         "together, more than the page shows")
                 path = _safe_path(member.name)
                 if path is None:
                     problems.append(f"entry {member.name[:200]!r} has a path that escapes the package or is "
                                     "empty: npm skips it; not compared")
                     continue
-                if member.issym() or member.islnk():
-                    target = member.linkname[:1000]
-                    files[path] = FileEntry(path, 0, hashlib.sha256(target.encode()).hexdigest(), "link",
-                                            text=f"-> {target}")
+                if member.issym() or member.islnk():  # npm (pacote) skips links: the path keeps what it had
+                    problems.append(f"entry {path!r} is a link to {member.linkname[:200]!r}: npm does not install "
+                                    "links; not compared")
                     continue
                 if not member.isfile():
                     problems.append(f"entry {path!r} is not a regular file (type {member.type!r}): not compared")
                     continue
                 entry, raw = _read_file(archive, member, path, limits, budget)
                 unpacked += entry.size
-                if path == "package.json" and raw is not None and len(raw) <= limits.manifest_bytes:
-                    manifest_text = raw
+                if path == "package.json":  # the last one is what npm installs
+                    manifest_text = raw if raw is not None and len(raw) <= limits.manifest_bytes else None
                 files[path] = entry
+            refuse_early_end(archive)
     except (OSError, EOFError, tarfile.TarError, zlib.error) as exc:
         raise InvalidTarball(f"the tarball is not a readable gzipped tarball ({exc.__class__.__name__})") from None
     return Snapshot(_parse_manifest(manifest_text, problems), files, unpacked, tuple(problems))
@@ -226,7 +242,7 @@ class FileChange:
     status: str  # added, removed, changed
     old_size: int | None
     new_size: int | None
-    kind: str  # text, binary, minified, large, link (of the new file, or the old one when removed)
+    kind: str  # text, binary, minified, large (of the new file, or the old one when removed)
     diff: tuple[str, ...] | None = None  # unified diff lines, for text files
     truncated: bool = False
     withheld: bool = False  # a text diff not shown because the page's diff lines ran out
@@ -234,7 +250,8 @@ class FileChange:
 
 @dataclass(frozen=True)
 class Warning:
-    code: str  # install-script, new-dependency, size-jump, new-binary, secret, new-bin, unreadable
+    code: str  # install-script, new-dependency, size-jump, new-binary, secret, new-bin, shrinkwrap,
+    # hidden-characters, unreadable
     message: str
 
 
@@ -251,12 +268,30 @@ class ReviewDiff:
 
 def compare(old: Snapshot | None, new: Snapshot, limits: Limits = Limits()) -> ReviewDiff:
     """The changes from `old` (None: nothing published to compare with) to `new`."""
-    manifest = manifest_diff(old.manifest if old else {}, new.manifest or {})
+    manifest = manifest_diff(installed_manifest(old) if old else {}, installed_manifest(new))
     files, unchanged = _file_changes(old.files if old else {}, new.files, limits)
     problems = tuple(f"this version: {p}" for p in new.problems) + \
         (tuple(f"the version compared with: {p}" for p in old.problems) if old else ())
     return ReviewDiff(manifest, files, _warnings(manifest, files, old, new), old.unpacked if old else None,
                       new.unpacked, unchanged, problems)
+
+
+def installed_manifest(snap: Snapshot) -> dict:
+    """The tarball's package.json with the scripts and commands npm derives from its files: an
+    `install` script `node-gyp rebuild` for a gyp file (npm runs it at install, and a gyp file's
+    actions run commands), `start` for a server.js, and the commands of `directories.bin`."""
+    raw = snap.manifest or {}
+    try:
+        view = npm_publish_view(raw, frozenset(snap.files))
+    except RecursionError:  # nested past what the walk takes: the publish check refused such a manifest
+        return raw
+    scripts = raw.get("scripts") if isinstance(raw.get("scripts"), dict) else {}
+    made = view.get("scripts") if isinstance(view.get("scripts"), dict) else {}
+    derived = {k: v for k, v in made.items() if k not in scripts}
+    out = {**raw, "scripts": {**scripts, **derived}} if derived else dict(raw)
+    if not raw.get("bin") and view.get("bin"):
+        out["bin"] = view["bin"]
+    return out
 
 
 def manifest_diff(old: dict | None, new: dict | None) -> ManifestDiff:
@@ -317,10 +352,10 @@ def _flat(value: Any, prefix: str) -> dict[str, str]:
 
 
 def _file_changes(old: dict[str, FileEntry], new: dict[str, FileEntry], limits: Limits) -> tuple[list[FileChange], int]:
-    changes, unchanged, left = [], 0, limits.page_diff_lines
+    changes, unchanged, budget = [], 0, _PageBudget(limits)
     for path in sorted(old.keys() | new.keys()):
         before, after = old.get(path), new.get(path)
-        cap = min(limits.diff_lines, left)
+        cap = budget.cap()
         if before is None:
             change = FileChange(path, "added", None, after.size, after.kind, *_added_text(after, cap))
         elif after is None:
@@ -331,13 +366,53 @@ def _file_changes(old: dict[str, FileEntry], new: dict[str, FileEntry], limits: 
             continue
         else:
             kind = _changed_kind(before, after, limits)
-            change = FileChange(path, "changed", before.size, after.size, kind,
-                                *(_text_diff(path, before, after, cap) if kind == "text" else (None, False)))
+            shown = budget.timed(_text_diff, path, before, after, cap) if kind == "text" else (None, False)
+            change = FileChange(path, "changed", before.size, after.size, kind, *shown)
         if change.kind == "text" and change.diff is None and cap <= 0:
             change = replace(change, withheld=True)
-        left -= len(change.diff or ())
-        changes.append(change)
+        changes.append(budget.take(change))
     return changes, unchanged
+
+
+@dataclass
+class _PageBudget:
+    """What one page may still show and spend: diff lines, diff characters, seconds in difflib. Once one
+    runs out, later text files are listed without their diff ("withheld")."""
+
+    limits: Limits
+    lines: int = 0
+    chars: int = 0
+    seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.lines, self.chars, self.seconds = self.limits.page_diff_lines, self.limits.page_diff_chars, \
+            self.limits.diff_seconds
+
+    def cap(self) -> int:
+        """The lines the next file's diff may have: 0 once the page's lines, characters or time ran out."""
+        return 0 if self.chars <= 0 or self.seconds <= 0 else min(self.limits.diff_lines, self.lines)
+
+    def timed(self, diff, *args):
+        started = time.monotonic()
+        try:
+            return diff(*args)
+        finally:
+            self.seconds -= time.monotonic() - started
+
+    def take(self, change: FileChange) -> FileChange:
+        """The change with its diff cut to the characters left, counted against the page."""
+        if change.diff is None:
+            return change
+        kept, used = [], 0
+        for line in change.diff:
+            if used + len(line) > self.chars:
+                break
+            kept.append(line)
+            used += len(line)
+        self.lines, self.chars = self.lines - len(kept), self.chars - used
+        if len(kept) == len(change.diff):
+            return change
+        return replace(change, diff=tuple(kept) or None, truncated=bool(kept), withheld=not kept)
 
 
 def _changed_kind(before: FileEntry, after: FileEntry, limits: Limits) -> str:
@@ -393,9 +468,18 @@ def _warnings(manifest: ManifestDiff, files: list[FileChange], old: Snapshot | N
         found.append(Warning("size-jump", f"unpacked size grew from {human_size(old.unpacked)} to "
                                           f"{human_size(new.unpacked)}"))
     for change in files:
+        if change.path == "npm-shrinkwrap.json" and change.status != "removed":
+            found.append(Warning("shrinkwrap", f"{change.status} npm-shrinkwrap.json: npm installs the exact "
+                                               "dependency tree it names, from the URLs it names"))
         if change.status != "removed" and change.kind == "binary":
             found.append(Warning("new-binary", f"{change.status} binary file {change.path} "
                                                f"({human_size(change.new_size or 0)})"))
+    hidden = [c.path for c in files if c.status != "removed" and _hides_characters(c.path, new.files[c.path])]
+    hidden += [f"package.json {k}" for k, v in _manifest_texts(manifest) if HIDDEN_CHARACTERS.search(v)]
+    if hidden:
+        found.append(Warning("hidden-characters", "bidirectional controls or invisible characters in "
+                                                  f"{', '.join(hidden)}: the text may read differently from how "
+                                                  "it runs (marked U+…)"))
     for entry in new.files.values():
         if entry.secret:
             found.append(Warning("secret", f"{entry.path} looks like a secret: {entry.secret}"))
@@ -403,6 +487,19 @@ def _warnings(manifest: ManifestDiff, files: list[FileChange], old: Snapshot | N
         found.append(Warning("unreadable", f"{len(new.problems)} entries of this version could not be compared "
                                            "(see the list below)"))
     return found
+
+
+def _hides_characters(path: str, entry: FileEntry) -> bool:
+    text = (entry.text or "").removeprefix("\ufeff")  # a byte order mark opening a file is only that
+    return bool(HIDDEN_CHARACTERS.search(path) or HIDDEN_CHARACTERS.search(text))
+
+
+def _manifest_texts(manifest: ManifestDiff):
+    """(name, text) of every new value the manifest diff shows."""
+    changes = [c for kind in manifest.dependencies.values() for c in kind]
+    for change in [*changes, *manifest.scripts, *manifest.bin, *manifest.engines, *manifest.exports]:
+        if change.new is not None:
+            yield change.key, change.key + change.new
 
 
 def human_size(size: int) -> str:

@@ -10,6 +10,7 @@ from functools import cache
 from importlib.resources import files
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup, escape
 
 
 @cache
@@ -19,7 +20,16 @@ def environment() -> Environment:
     from ..domain.review_diff import human_size
 
     env.filters["size"] = lambda n: "—" if n is None else human_size(n)
+    env.filters["visible"] = visible
     return env
+
+
+def visible(text: str) -> Markup:
+    """`text` escaped, with each bidirectional control or invisible character shown as a mark (U+202E)."""
+    from ..domain.review_diff import HIDDEN_CHARACTERS
+
+    return Markup(HIDDEN_CHARACTERS.sub(lambda m: f'<mark class="hidden-char">U+{ord(m.group()):04X}</mark>',
+                                        str(escape(text))))
 
 
 def render(template: str, **values) -> str:

@@ -157,9 +157,8 @@ def test_path_tricks_are_reported_not_compared():
     data = tgz({"package/package.json": json.dumps(BASE).encode(), "package/../../etc/passwd": b"x",
                 "/abs": b"y"}, links={"package/link": "/etc/shadow"})
     snap = snapshot(data)
-    assert set(snap.files) == {"package.json", "link"}
-    assert snap.files["link"].kind == "link"
-    assert len(snap.problems) == 2
+    assert set(snap.files) == {"package.json"}
+    assert len(snap.problems) == 3 and "npm does not install links" in snap.problems[-1]
     assert "unreadable" in codes(compare(None, snap))
 
 
@@ -213,3 +212,117 @@ def test_a_file_of_too_many_lines_is_compared_by_digest_only():
     new = {"a.txt": b"y\n" * 50}
     [change] = review(BASE, BASE, old, new, limits=Limits(compared_lines=40)).files
     assert change.kind == "large" and change.diff is None and not change.withheld
+
+
+def tgz_entries(*entries: tuple[str, bytes | str]) -> bytes:
+    """Entries in order, duplicates allowed: bytes make a file, a str a symbolic link to it."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for path, value in entries:
+            info = tarfile.TarInfo(path)
+            if isinstance(value, str):
+                info.type, info.linkname = tarfile.SYMTYPE, value
+                archive.addfile(info)
+            else:
+                info.size = len(value)
+                archive.addfile(info, io.BytesIO(value))
+    return buffer.getvalue()
+
+
+def test_a_link_does_not_hide_the_file_npm_installs_at_its_path():
+    # npm (pacote) skips every link entry: a file followed by a link of the same path installs the file.
+    manifest = ("package/package.json", json.dumps(BASE).encode())
+    old = snapshot(tgz_entries(manifest, ("package/index.js", b"ok()\n")))
+    new = snapshot(tgz_entries(manifest, ("package/index.js", b"steal()\n"), ("package/index.js", "safe.js"),
+                               ("package/other.js", "index.js")))
+    [change] = compare(old, new).files
+    assert (change.path, change.kind) == ("index.js", "text") and "+steal()" in change.diff
+    assert len(new.problems) == 2 and all("link" in p for p in new.problems)
+
+
+def test_the_last_of_duplicate_entries_is_compared_as_npm_installs_it():
+    manifest = ("package/package.json", json.dumps(BASE).encode())
+    new = snapshot(tgz_entries(manifest, ("package/index.js", b"shown()\n"), ("x/index.js", b"installed()\n")))
+    assert new.files["index.js"].text == "installed()\n"
+
+
+def test_the_page_shows_a_bounded_amount_of_diff_text_in_all():
+    # Lines of 999 characters are not "minified": unbounded, 41 KiB tarballs made an 85 MiB page.
+    new = {f"f{i}.js": ("<" * 999 + "\n").encode() * 10 for i in range(4)}
+    result = review(BASE, BASE, {}, new, limits=Limits(page_diff_chars=25_000))
+    shown = [c for c in result.files if c.diff is not None]
+    assert sum(len(line) for c in shown for line in c.diff) <= 25_000
+    assert [(c.truncated, c.withheld) for c in result.files] == [(False, False), (False, False), (True, False),
+                                                               (False, True)]
+
+
+def test_the_time_spent_diffing_one_page_is_bounded():
+    # Every other line changed: difflib is quadratic on it (10,000 lines took ~7 s on one file).
+    old = "".join(f"line {n}\n" for n in range(1500)).encode()
+    new = "".join(f"line {n}\n" if n % 2 else f"changed {n}\n" for n in range(1500)).encode()
+    files = {f"f{i}.js": (old, new) for i in range(6)}
+    result = review(BASE, BASE, {k: v[0] for k, v in files.items()}, {k: v[1] for k, v in files.items()},
+                    limits=Limits(diff_seconds=0.01))
+    assert result.files[0].diff is not None, "the first file is always compared"
+    assert all(c.withheld and c.diff is None for c in result.files[1:])
+
+
+def test_a_file_of_4000_lines_is_compared_by_digest_only_by_default():
+    # difflib's worst case grows with the square of the lines: every other of 10,000 changed took ~7 s.
+    old = {"a.txt": "".join(f"{n}\n" for n in range(4001)).encode()}
+    new = {"a.txt": "".join(f"{n}\n" if n % 2 else f"{n}x\n" for n in range(4001)).encode()}
+    [change] = review(BASE, BASE, old, new).files
+    assert change.kind == "large" and change.diff is None
+
+
+def test_the_paths_of_one_tarball_are_bounded_in_total():
+    data = package(BASE, **{f"{'d' * 50}{i}.js": b"1" for i in range(10)})
+    snapshot(data, Limits(path_chars=1000))
+    with pytest.raises(InvalidTarball, match="paths"):
+        snapshot(data, Limits(path_chars=400))
+
+
+def test_a_binding_gyp_is_an_install_script_npm_derives():
+    # npm runs `node-gyp rebuild` at install for a package with binding.gyp and no install script of its own.
+    result = review(BASE, BASE, {}, {"binding.gyp": b"{'targets': [{'actions': [{'action': ['sh', 'x']}]}]}\n"})
+    assert "install-script" in codes(result)
+    assert [(s.key, s.new) for s in result.manifest.install_scripts] == [("install", "node-gyp rebuild")]
+
+
+@pytest.mark.parametrize("scripts", [["a"], "x", 5, None])
+def test_scripts_that_are_not_an_object_do_not_break_the_diff(scripts):
+    result = review(BASE, {**BASE, "scripts": scripts}, {}, {"binding.gyp": b"{}\n"})
+    assert [(s.key, s.new) for s in result.manifest.install_scripts] == [("install", "node-gyp rebuild")]
+
+
+def test_commands_npm_derives_from_directories_bin_are_warned():
+    result = review(BASE, {**BASE, "directories": {"bin": "bin"}}, {}, {"bin__tool.js": b"#!/usr/bin/env node\n"})
+    assert [(c.key, c.new) for c in result.manifest.bin] == [("tool.js", "bin/tool.js")]
+    assert "new-bin" in codes(result)
+
+
+def test_an_added_or_changed_shrinkwrap_is_warned():
+    # npm installs the exact tree an npm-shrinkwrap.json names, from the URLs it names.
+    lock = b'{"lockfileVersion": 3, "packages": {"node_modules/a": {"resolved": "https://evil.example/a.tgz"}}}'
+    assert "shrinkwrap" in codes(review(BASE, BASE, {}, {"npm-shrinkwrap.json": lock}))
+    assert "shrinkwrap" in codes(review(BASE, BASE, {"npm-shrinkwrap.json": b"{}"}, {"npm-shrinkwrap.json": lock}))
+    assert "shrinkwrap" not in codes(review(BASE, BASE, {"npm-shrinkwrap.json": lock}, {"npm-shrinkwrap.json": lock}))
+
+
+RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE: "Trojan Source" (CVE-2021-42574) code reads differently from how it runs
+
+
+def test_bidirectional_controls_and_invisible_characters_are_warned_and_shown():
+    from broker.api.review import LIMITS, StageView
+    from broker.web import render
+
+    code = f'if (user != "admin{RLO} {{ // check"\u200b) {{ steal() }}\n'.encode()
+    result = review(BASE, {**BASE, "scripts": {"postinstall": f"node ok.js{RLO}"}}, {"a.js": b"1\n"},
+                    {"a.js": code, f"x{RLO}sj.js": b"1\n", "bom.js": "\ufeffok()\n".encode()})
+    [warning] = [w for w in result.warnings if w.code == "hidden-characters"]
+    assert "a.js" in warning.message and "x" in warning.message and "bom.js" not in warning.message
+    stage = StageView("0" * 8, "demo", "1.0.1", "latest", "alice", "user", None, "1 s", "now", "none", 1, "sha512-x")
+    page = render("stage.html", base="/-/review/", user="alice", csrf="c", stage=stage, base_version="1.0.0",
+                  base_reason="", diff=result, diff_error="", limits=LIMITS)
+    assert RLO not in page and "\u200b" not in page
+    assert '<mark class="hidden-char">U+202E</mark>' in page and '<mark class="hidden-char">U+200B</mark>' in page
