@@ -49,8 +49,9 @@ FORM_BODY = 4 * 1024  # a form of a name, a password, an OTP and a CSRF token
 INBOX_PAGE = 50
 SIGNIN_FAILED = ("Sign-in failed: the username, password or one-time password is not right, or the account has "
                  "no two-factor authentication. Check them and try again with a new code.")
-# Diffs read two tarballs (up to 100 MiB each): a few at a time, each on a request thread already.
-DIFF_SLOTS = Slots(size=2, wait=5.0)
+# Diffs read two tarballs (up to 100 MiB each): two at a time, and a third viewer is told to reload at
+# once rather than wait, so that page views never hold the request threads the npm API needs.
+DIFF_SLOTS = Slots(size=2, wait=0.0)
 LIMITS = Limits()
 
 SECURITY_HEADERS = {
