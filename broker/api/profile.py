@@ -107,5 +107,7 @@ def _disable_tfa(b: Broker, user: User, req: Req) -> Response:
     with b.db.write() as conn:
         accounts.set_tfa(conn, user.id, None, pending=False, sealed_secret=None)
         accounts.replace_recovery_codes(conn, user.id, [])
-        audit.record(conn, "tfa.disabled", actor=user.name)
+        # The review page signs in only accounts with 2FA: its sessions end with it.
+        ended = accounts.delete_tokens_of_kind(conn, user.id, TokenKind.WEB)
+        audit.record(conn, "tfa.disabled", actor=user.name, review_sessions_ended=ended)
     return json_response({"tfa": False})

@@ -242,6 +242,10 @@ def delete_expired_tokens(conn: Connection, user_id: int, kind: TokenKind, now: 
                                              tokens.c.expires_at < now)).rowcount
 
 
+def delete_tokens_of_kind(conn: Connection, user_id: int, kind: TokenKind) -> int:
+    return conn.execute(delete(tokens).where(tokens.c.user_id == user_id, tokens.c.kind == kind.value)).rowcount
+
+
 def delete_tokens_minted_by(conn: Connection, relationship_id: str) -> int:
     """Revoking a trust relationship also ends the tokens it minted."""
     return conn.execute(delete(tokens).where(tokens.c.kind == TokenKind.TRUST.value,

@@ -129,6 +129,17 @@ def test_sign_out_revokes_the_session(accounts, client, broker):
     assert replayed.status_code == 303, "the old cookie no longer signs in"
 
 
+def test_disabling_2fa_ends_the_accounts_review_sessions(accounts, client, broker):
+    owner, _, _ = staged_package(accounts)
+    client.signed_in(owner)
+    session = client.http.cookies["stagegate_review"]
+    disabled = owner.http("POST", "-/npm/v1/user", otp=True, json={"tfa": {"mode": "disable",
+                                                                           "password": owner.password}})
+    assert disabled.status_code == 200, disabled.text
+    after = httpx.get(broker.url + "-/review/", cookies={"stagegate_review": session})
+    assert after.status_code == 303, "the review page is for accounts with 2FA"
+
+
 def test_a_session_is_not_an_npm_token(accounts, client, broker):
     owner, name, stage_id = staged_package(accounts)
     client.signed_in(owner)
