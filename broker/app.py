@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from . import metrics
-from .api import access, audit, disttags, health, keys, oidc, packages, profile, stage, tokens, trust, users
+from .api import access, audit, disttags, health, keys, oidc, packages, policy, profile, stage, tokens, trust, users
 from .api import metrics as metrics_api
 from .api.auth import refuse_trust_token
 from .api.context import Broker
@@ -62,6 +62,8 @@ def routes(b: Broker) -> list[Route]:
         route("GET", r"/-/package/{pkg}/access", access.get_access),
         route("POST", r"/-/package/{pkg}/access", access.set_access),
         route("GET", r"/-/package/{pkg}/audit", audit.package_history),
+        route("GET", r"/-/package/{pkg}/policy", policy.get_policy),
+        route("POST", r"/-/package/{pkg}/policy", policy.set_policy, max_body=policy.POLICY_BODY),
         route("POST", r"/-/stage/package/{pkg}", stage.stage_publish, publish_body, trust_ok=True,
               trust_permission=CREATE_STAGED_PACKAGE),
         route("GET", r"/-/stage", stage.list_stages),
@@ -144,9 +146,11 @@ class RegistryApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 pruning = asyncio.create_task(audit.keep_pruned(self.broker))
+                sweeping = asyncio.create_task(stage.keep_swept(self.broker))
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 pruning.cancel()
+                sweeping.cancel()
                 self.broker.db.dispose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

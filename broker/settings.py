@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .domain.approvals import duration_seconds
+
 MIB = 1024 * 1024
 
 
@@ -88,6 +90,16 @@ class Settings(BaseSettings):
         default=None, gt=0,
         description="Days audit-log entries are kept; unset keeps them forever. The broker prunes at start, then hourly.",
     )
+    stage_ttl: int = Field(
+        default=30 * 86400,
+        description="How long a stage waits for its approvals: seconds, or a duration such as 30d, 12h, 90m, 2w. "
+                    "An older stage is rejected automatically (its version number is freed) and cannot be approved.",
+    )
+
+    @field_validator("stage_ttl", mode="before")
+    @classmethod
+    def _stage_ttl_is_a_duration(cls, value: object) -> int:
+        return duration_seconds(value)  # type: ignore[arg-type]
 
     @field_validator("oidc_github_issuer", "oidc_gitlab_issuer")
     @classmethod

@@ -88,6 +88,8 @@ packages = Table(
     Column("readme", Text, nullable=False, default=""),
     Column("created_at", Float, nullable=False),
     Column("modified_at", Float, nullable=False),
+    # How many distinct maintainers must approve a stage before it is published (1 to 10).
+    Column("required_approvals", Integer, nullable=False, default=1, server_default="1"),
 )
 
 owners = Table(
@@ -129,6 +131,16 @@ stages = Table(
     UniqueConstraint("package", "version", name="uq_stage_version"),
     UniqueConstraint("package", "idempotency_key", name="uq_stage_idempotency"),
     Index("ix_stages_created", "created_at"),
+)
+
+# One maintainer's approval of one stage: the primary key makes approvals distinct, and the rows go
+# with the stage (published, rejected or expired).
+stage_approvals = Table(
+    "stage_approvals", metadata,
+    Column("stage_id", String(36), ForeignKey("stages.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_name", String(214), nullable=False),
+    Column("at", Float, nullable=False),
 )
 
 dist_tags = Table(
@@ -173,4 +185,4 @@ audit_log = Table(
 )
 
 __all__ = ["metadata", "users", "recovery_codes", "otp_steps", "otp_failures", "password_failures", "tokens", "packages",
-           "owners", "versions", "stages", "dist_tags", "trust_relationships", "oidc_jtis", "audit_log", "UniqueConstraint"]
+           "owners", "versions", "stages", "stage_approvals", "dist_tags", "trust_relationships", "oidc_jtis", "audit_log", "UniqueConstraint"]

@@ -69,6 +69,8 @@ ROUTES = [
     ("GET", "/-/package/{pkg}/access"),
     ("POST", "/-/package/{pkg}/access"),
     ("GET", "/-/package/{pkg}/audit"),
+    ("GET", "/-/package/{pkg}/policy"),
+    ("POST", "/-/package/{pkg}/policy"),
     ("GET", "/-/metrics"),
     ("GET", "/-/npm/v1/keys"),
     ("POST", "/-/stage/package/{pkg}"),
