@@ -95,6 +95,11 @@ class Settings(BaseSettings):
         description="How long a stage waits for its approvals: seconds, or a duration such as 30d, 12h, 90m, 2w. "
                     "An older stage is rejected automatically (its version number is freed) and cannot be approved.",
     )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Let webhooks reach loopback, private and link-local addresses (and http:// on loopback); "
+                    "for tests and closed networks only: it opens the broker to SSRF by any package owner.",
+    )
 
     @field_validator("stage_ttl", mode="before")
     @classmethod

@@ -19,7 +19,7 @@ from ..domain.publish import PublishRequest
 from ..domain.staging import (StageItem, actor_type, may_stage, page_of, parse_stage_id,
                               valid_idempotency_key)
 from ..errors import RegistryError, bad_request, conflict, forbidden, not_found
-from ..services import review
+from ..services import outbox, review
 from ..services.versions import check_version_free, commit_version
 from ..store import audit, registry
 from ..store import staging as stage_store
@@ -111,6 +111,9 @@ def _commit_stage(b: Broker, request: PublishRequest, cred: Credential, actor: s
         audit.record(conn, "stage.created", actor=actor, package=stage.package, version=stage.version,
                      tag=stage.tag, stage_id=stage.id, auth=cred.kind.value, token_id=cred.token_id,
                      integrity=stage.integrity, origin=cred.origin)
+        outbox.enqueue(conn, "stage.created", stage.package, actor, version=stage.version, tag=stage.tag,
+                       stage_id=stage.id, actor_type=stage.actor_type, repository=cred.origin.get("repository"),
+                       workflow=cred.origin.get("workflow_ref"), run_id=cred.origin.get("run_id"))
         return stage.id
 
     return commit_version(b, request, cred, "staged", record, replay=replay)

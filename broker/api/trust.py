@@ -10,6 +10,7 @@ from starlette.responses import Response
 from ..domain.credentials import Action
 from ..domain.trust import PERMISSIONS, InvalidConfig, TrustRelationship, config_document
 from ..errors import bad_request, conflict, forbidden, not_found
+from ..services import outbox
 from ..store import accounts, audit, registry
 from ..store import trust as trust_store
 from .auth import require_account
@@ -70,6 +71,7 @@ def create(b: Broker, req: Req) -> Response:
             audit.record(conn, "trust.created", actor=user.name, package=name.name, auth=cred.kind.value,
                          id=relationship.id, provider=provider, claims=config_document(config),
                          permissions=permissions)
+            outbox.enqueue(conn, "trust.created", name.name, user.name, id=relationship.id, provider=provider)
     return json_response([describe(r) for r in created], status=201)
 
 
@@ -95,4 +97,5 @@ def revoke(b: Broker, req: Req) -> Response:
         ended = accounts.delete_tokens_minted_by(conn, relationship_id)
         audit.record(conn, "trust.revoked", actor=user.name, package=name.name, auth=cred.kind.value,
                      id=relationship_id, tokens_ended=ended)
+        outbox.enqueue(conn, "trust.revoked", name.name, user.name, id=relationship_id)
     return json_response({"ok": True})

@@ -21,6 +21,7 @@ from ..store import audit, registry
 from ..store import staging as stage_store
 from ..store.accounts import User
 from ..store.staging import StageRow
+from . import outbox
 from .versions import delete_unused_blobs
 
 
@@ -75,6 +76,14 @@ def approve(b: Broker, reviewer: Reviewer, stage: StageRow) -> Approval:
                          token_id=reviewer.token_id, second_factor=reviewer.second_factor, staged_by=stage.actor,
                          integrity=stage.integrity, approvals=len(tally.approvers), required=required,
                          published=tally.complete)
+            if added:
+                outbox.enqueue(conn, "stage.approved", stage.package, reviewer.user.name, version=stage.version,
+                               tag=stage.tag, stage_id=stage.id, approvals=len(tally.approvers), required=required,
+                               published=tally.complete)
+            if tally.complete:
+                outbox.enqueue(conn, "package.published", stage.package, reviewer.user.name, version=stage.version,
+                               tag=stage.tag, stage_id=stage.id, staged_by=stage.actor,
+                               approvers=list(tally.approvers))
     return Approval(published=tally.complete, approvals=tally.approvers, required=required, repeated=tally.repeated)
 
 
@@ -93,6 +102,8 @@ def reject(b: Broker, reviewer: Reviewer, stage: StageRow) -> None:
         audit.record(conn, "stage.rejected", actor=reviewer.user.name, package=stage.package,
                      version=stage.version, stage_id=stage.id, auth=reviewer.auth, token_id=reviewer.token_id,
                      second_factor=reviewer.second_factor, staged_by=stage.actor)
+        outbox.enqueue(conn, "stage.rejected", stage.package, reviewer.user.name, version=stage.version,
+                       tag=stage.tag, stage_id=stage.id, staged_by=stage.actor)
     delete_unused_blobs(b, [discarded.blob] if discarded.blob else [])
 
 
@@ -106,6 +117,8 @@ def expire(b: Broker, stage: StageRow) -> bool:
         audit.record(conn, "stage.expired", actor=None, package=stage.package, version=stage.version,
                      stage_id=stage.id, staged_by=stage.actor, created_at=stage.created_at,
                      ttl=b.settings.stage_ttl)
+        outbox.enqueue(conn, "stage.expired", stage.package, None, version=stage.version, tag=stage.tag,
+                       stage_id=stage.id, staged_by=stage.actor)
     delete_unused_blobs(b, [discarded.blob] if discarded.blob else [])
     return True
 
