@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,6 +17,9 @@ MAX_URL = 2048
 SIGNATURE_HEADER = "X-Stagegate-Signature"
 EVENT_HEADER = "X-Stagegate-Event"
 DELIVERY_HEADER = "X-Stagegate-Delivery"
+
+
+_PRINTABLE = re.compile(r"^[\x21-\x7e]+$")
 
 
 class InvalidTarget(ValueError):
@@ -52,11 +56,13 @@ def _loopback_name(host: str) -> bool:
 def check_target(url: str, allow_private: bool) -> str:
     """The URL if a hook may be pointed at it: https (http only for loopback, when the operator allows
     private targets), a host, no credentials in it. Addresses are checked again at every delivery."""
-    parts = urlsplit(url)
+    if not _PRINTABLE.fullmatch(url):
+        raise InvalidTarget("a webhook URL is printable ASCII without spaces (an international host in punycode)")
     try:
+        parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        raise InvalidTarget(f"{url!r} has an invalid port") from None
+        raise InvalidTarget(f"{url!r} is not a valid URL (its host or port)") from None
     host = parts.hostname or ""
     if parts.scheme not in ("https", "http") or not host:
         raise InvalidTarget("a webhook URL must be https://host/…")

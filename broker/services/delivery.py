@@ -91,8 +91,8 @@ def _attempt(b: Broker, delivery: hook_store.Delivery) -> bool:
         error = None if 200 <= status < 300 else f"the receiver answered HTTP {status}"
     except TargetRefused as exc:
         error = str(exc)
-    except httpx.HTTPError as exc:
-        error = f"{type(exc).__name__}: {exc}"
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError, OSError) as exc:  # a try that failed, not a crash:
+        error = f"{type(exc).__name__}: {exc}"  # it is recorded and retried, and the stream is not wedged
     attempts = delivery.attempts + 1
     with b.db.write() as conn:
         if error is None:

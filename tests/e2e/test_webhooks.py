@@ -7,6 +7,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,7 +18,7 @@ import httpx
 import pytest
 
 from tests.support.accounts import Account, Accounts
-from tests.support.broker import free_port
+from tests.support.broker import ROOT, free_port
 from tests.support.packages import publish_document, unique_name
 from tests.support.trust import github_relationship
 
@@ -25,12 +28,16 @@ class Receiver:
 
     def __init__(self, port: int) -> None:
         self.port = port
-        self.received: list[tuple[dict[str, str], bytes]] = []
+        self.received: list[tuple[str, dict[str, str], bytes]] = []  # (path, headers, body)
         self.server: ThreadingHTTPServer | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/hook"
+
+    @property
+    def registry_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/registry"
 
     def start(self) -> None:
         received = self.received
@@ -38,7 +45,7 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 body = self.rfile.read(int(self.headers["content-length"]))
-                received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                received.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
                 self.send_response(204)
                 self.end_headers()
 
@@ -76,6 +83,14 @@ def wait_for(condition, seconds: float) -> bool:
     return condition()
 
 
+def operator(storage: dict[str, str], env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """`stagegate-broker hooks …` as the operator runs it, with the brokers' own configuration."""
+    result = subprocess.run([sys.executable, "-m", "broker.cli", "hooks", *args], cwd=ROOT,
+                            env={**os.environ, **storage, **env}, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
 @pytest.fixture
 def receiver():
     receiver = Receiver(free_port())
@@ -88,6 +103,7 @@ def test_every_event_arrives_once_in_order_after_the_receiver_was_down_and_the_b
     storage = backends.storage()
     env = {**broker_env, "STAGEGATE_WEBHOOK_ALLOW_PRIVATE": "true"}
     broker = backends.broker(storage, env)
+    registry_hook = json.loads(operator(storage, env, "add", receiver.registry_url).stdout)
     try:
         accounts = Accounts(broker.url, tmp_path, npm_cache)
         alice, bob = accounts.create("alice"), accounts.create("bob")
@@ -115,26 +131,36 @@ def test_every_event_arrives_once_in_order_after_the_receiver_was_down_and_the_b
     # Two instances over one PostgreSQL database deliver together: leases keep each event to one of them.
     restarted = [backends.broker(storage, env) for _ in range(2 if backends.kind == "postgres" else 1)]
     try:
-        assert wait_for(lambda: len(receiver.received) >= 9, 90), [b for _, b in receiver.received]
+        assert wait_for(lambda: len(receiver.received) >= 20, 90), [b for _, _, b in receiver.received]
         time.sleep(1.5)  # and nothing more comes
     finally:
         for broker in restarted:
             broker.stop()
-    documents = [json.loads(body) for _, body in receiver.received]
-    assert len({d["id"] for d in documents}) == len(documents) == 9, "each event once"
-    of = lambda name: [d["event"] for d in documents if d["package"] == name]  # noqa: E731
-    assert of(first) == ["stage.created", "stage.approved", "package.published", "package.published",
-                         "trust.created"]
-    assert of(second) == ["stage.created", "stage.rejected", "trust.created", "trust.revoked"]
-    for headers, body in receiver.received:
+    secrets = {(first, "/hook"): first_secret, (second, "/hook"): second_secret,
+               (first, "/registry"): registry_hook["secret"], (second, "/registry"): registry_hook["secret"]}
+    for path in ("/hook", "/registry"):
+        # The registry's hook was there before the packages: it also saw their first publishes.
+        first_publish = ["package.published"] if path == "/registry" else []
+        documents = [json.loads(body) for at, _, body in receiver.received if at == path]
+        assert len({d["id"] for d in documents}) == len(documents) == 9 + len(first_publish) * 2, "each event once"
+        of = lambda name: [d["event"] for d in documents if d["package"] == name]  # noqa: E731
+        assert of(first) == first_publish + ["stage.created", "stage.approved", "package.published",
+                                             "package.published", "trust.created"]
+        assert of(second) == first_publish + ["stage.created", "stage.rejected", "trust.created", "trust.revoked"]
+        published = [d["data"]["version"] for d in documents if d["event"] == "package.published"
+                     and d["package"] == first]
+        assert published == ["1.0.0"] * len(first_publish) + ["1.1.0", "1.2.0"]
+    for path, headers, body in receiver.received:
         document = json.loads(body)
-        secret = first_secret if document["package"] == first else second_secret
+        secret = secrets[(document["package"], path)]
         expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
         assert hmac.compare_digest(headers["x-stagegate-signature"], expected)
         assert headers["x-stagegate-event"] == document["event"] and headers["x-stagegate-delivery"] == document["id"]
         assert document["text"] and document["package"] in document["text"]
-    published = [d for d in documents if d["event"] == "package.published"]
-    assert [d["data"]["version"] for d in published] == ["1.1.0", "1.2.0"]
+    listed = [json.loads(line) for line in operator(storage, env, "list").stdout.splitlines()]
+    assert [(h["id"], h["url"], h["pending"]) for h in listed] == [(registry_hook["id"], receiver.registry_url, 0)]
+    operator(storage, env, "rm", registry_hook["id"])
+    assert operator(storage, env, "list").stdout == ""
 
 
 def test_hooks_are_managed_by_owners_with_an_otp_and_private_targets_are_refused(accounts, broker):

@@ -36,7 +36,8 @@ def test_an_https_url_with_a_public_or_named_host_is_a_target(url):
 @pytest.mark.parametrize("url", ["http://hooks.example.com/x", "ftp://example.com/", "https:///nohost",
                                  "https://user:pw@example.com/", "https://127.0.0.1/", "https://[::1]/",
                                  "https://169.254.169.254/latest", "https://10.0.0.1/", "http://127.0.0.1:9/",
-                                 "https://example.com:99999/", "javascript:alert(1)"])
+                                 "https://example.com:99999/", "javascript:alert(1)", "https://[::1", "https://exa mple.com/",
+                                 "https://example.com/\n", "https://bücher.example/"])
 def test_other_targets_are_refused(url):
     with pytest.raises(InvalidTarget):
         check_target(url, allow_private=False)
