@@ -71,20 +71,24 @@ def approve(b: Broker, reviewer: Reviewer, stage: StageRow) -> Approval:
         if tally.complete:
             _publish(conn, stage)
         if added or tally.complete:
-            audit.record(conn, "stage.approved", actor=reviewer.user.name, package=stage.package,
-                         version=stage.version, tag=stage.tag, stage_id=stage.id, auth=reviewer.auth,
-                         token_id=reviewer.token_id, second_factor=reviewer.second_factor, staged_by=stage.actor,
-                         integrity=stage.integrity, approvals=len(tally.approvers), required=required,
-                         published=tally.complete)
-            if added:
-                outbox.enqueue(conn, "stage.approved", stage.package, reviewer.user.name, version=stage.version,
-                               tag=stage.tag, stage_id=stage.id, approvals=len(tally.approvers), required=required,
-                               published=tally.complete)
-            if tally.complete:
-                outbox.enqueue(conn, "package.published", stage.package, reviewer.user.name, version=stage.version,
-                               tag=stage.tag, stage_id=stage.id, staged_by=stage.actor,
-                               approvers=list(tally.approvers))
+            _record_approval(conn, reviewer, stage, tally, added)
     return Approval(published=tally.complete, approvals=tally.approvers, required=required, repeated=tally.repeated)
+
+
+def _record_approval(conn: Connection, reviewer: Reviewer, stage: StageRow, tally: Tally, added: bool) -> None:
+    """The audit record and the events of an approval that counted, or (a lowered policy) completed."""
+    name = reviewer.user.name
+    audit.record(conn, "stage.approved", actor=name, package=stage.package, version=stage.version, tag=stage.tag,
+                 stage_id=stage.id, auth=reviewer.auth, token_id=reviewer.token_id,
+                 second_factor=reviewer.second_factor, staged_by=stage.actor, integrity=stage.integrity,
+                 approvals=len(tally.approvers), required=tally.required, published=tally.complete)
+    if added:
+        outbox.enqueue(conn, "stage.approved", stage.package, name, version=stage.version, tag=stage.tag,
+                       stage_id=stage.id, approvals=len(tally.approvers), required=tally.required,
+                       published=tally.complete)
+    if tally.complete:
+        outbox.enqueue(conn, "package.published", stage.package, name, version=stage.version, tag=stage.tag,
+                       stage_id=stage.id, staged_by=stage.actor, approvers=list(tally.approvers))
 
 
 def _publish(conn: Connection, stage: StageRow) -> None:
