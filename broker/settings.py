@@ -100,6 +100,11 @@ class Settings(BaseSettings):
         description="Let webhooks reach loopback, private and link-local addresses (and http:// on loopback); "
                     "for tests and closed networks only: it opens the broker to SSRF by any package owner.",
     )
+    webhook_retry_max: float = Field(
+        default=3600.0, gt=0, le=86400,
+        description="Longest wait in seconds between two tries of a failed webhook delivery (the waits double "
+                    "from 2 s up to it); a delivery is retried for 36 hours, then marked failed.",
+    )
 
     @field_validator("stage_ttl", mode="before")
     @classmethod

@@ -169,15 +169,17 @@ def download_stage(b: Broker, req: Req) -> Response:
 
 # --- approve, reject ------------------------------------------------------------------------------
 
-def _review(b: Broker, req: Req) -> tuple[Credential, User, StageRow, str | None]:
+def _review(b: Broker, req: Req, approving: bool = False) -> tuple[Credential, User, StageRow, str | None]:
     cred, user = require_account(b, req)  # trust tokens get their 403 here
     stage = _visible_stage(b, req, cred, user)
+    if approving:
+        review.check_may_approve(b, user.name, stage)
     how = enforce(b, user, second_factor(cred, user.tfa_mode, Action.STAGE_REVIEW), req.otp)
     return cred, user, stage, how
 
 
 def approve(b: Broker, req: Req) -> Response:
-    cred, user, stage, how = _review(b, req)
+    cred, user, stage, how = _review(b, req, approving=True)
     approval = review.approve(b, _reviewer(cred, user, how), stage)
     if not approval.published:
         raise _not_published_yet(stage, approval)

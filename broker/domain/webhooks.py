@@ -99,12 +99,19 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def backoff(attempts: int) -> float:
-    """Seconds before the next try after `attempts` failed ones: 2, 4, 8 … up to an hour."""
-    return float(min(2 ** max(1, attempts), 3600))
+def backoff(attempts: int, longest: float = 3600.0) -> float:
+    """Seconds before the next try after `attempts` failed ones: 2, 4, 8 … up to `longest`."""
+    return float(min(2 ** min(max(1, attempts), 30), longest))
 
 
-MAX_ATTEMPTS = 40  # about a day and a half of tries, then the event is marked failed and the next one goes
+GIVE_UP_AFTER = 36 * 3600  # seconds after the event: then the delivery is marked failed and the next one goes
+
+
+def next_try(attempts: int, created_at: float, now: float, longest: float = 3600.0) -> float | None:
+    """When to try a failed delivery again; None once it is older than GIVE_UP_AFTER."""
+    if now - created_at >= GIVE_UP_AFTER:
+        return None
+    return now + backoff(attempts, longest)
 
 
 def _slack(text: str) -> str:

@@ -29,8 +29,8 @@ import httpx
 from anyio import to_thread
 
 from ..api.context import Broker
-from ..domain.webhooks import (DELIVERY_HEADER, EVENT_HEADER, MAX_ATTEMPTS, SIGNATURE_HEADER, address_allowed,
-                               backoff, signature)
+from ..domain.webhooks import (DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, address_allowed, next_try,
+                               signature)
 from ..store import webhooks as hook_store
 
 log = logging.getLogger("stagegate")
@@ -98,7 +98,7 @@ def _attempt(b: Broker, delivery: hook_store.Delivery) -> bool:
         if error is None:
             hook_store.delivered(conn, delivery.id, INSTANCE)
         else:
-            retry_at = None if attempts >= MAX_ATTEMPTS else time.time() + backoff(attempts)
+            retry_at = next_try(attempts, delivery.created_at, time.time(), b.settings.webhook_retry_max)
             hook_store.failed_attempt(conn, delivery.id, INSTANCE, error, retry_at)
     if error is None:
         log.info("webhook %s: delivered %s %s to %s", delivery.hook.id, delivery.event, event_id, host)

@@ -75,6 +75,15 @@ def approve(b: Broker, reviewer: Reviewer, stage: StageRow) -> Approval:
     return Approval(published=tally.complete, approvals=tally.approvers, required=required, repeated=tally.repeated)
 
 
+def check_may_approve(b: Broker, reviewer_name: str, stage: StageRow) -> None:
+    """The stager's own approval, refused before their OTP is spent (`approve` checks again under the lock)."""
+    with b.db.read() as conn:
+        required = stage_store.required_approvals(conn, stage.package)
+    decision = may_approve(reviewer_name, StageAuthor(stage.actor, stage.actor_type), required)
+    if isinstance(decision, Refused):
+        raise RegistryError(403, decision.reason, code=decision.code)
+
+
 def _record_approval(conn: Connection, reviewer: Reviewer, stage: StageRow, tally: Tally, added: bool) -> None:
     """The audit record and the events of an approval that counted, or (a lowered policy) completed."""
     name = reviewer.user.name

@@ -93,6 +93,7 @@ class Delivery:
     event: str
     body: bytes
     attempts: int
+    created_at: float
 
 
 def anything_due(conn: Connection, now: float) -> bool:
@@ -129,7 +130,8 @@ def claim(conn: Connection, owner: str, now: float, lease: float, limit: int) ->
     return [Delivery(r[webhook_outbox.c.id], Hook(r[webhooks.c.id], r[webhooks.c.package], r[webhooks.c.url],
                                                   tuple(json.loads(r[webhooks.c.events])), r[webhooks.c.secret],
                                                   r[webhooks.c.created_by], r[webhooks.c.created_at]),
-                     r[webhook_outbox.c.event], r[webhook_outbox.c.body].encode(), r[webhook_outbox.c.attempts])
+                     r[webhook_outbox.c.event], r[webhook_outbox.c.body].encode(), r[webhook_outbox.c.attempts],
+                     r[webhook_outbox.c.created_at])
             for r in rows]
 
 

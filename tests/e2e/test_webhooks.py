@@ -101,26 +101,29 @@ def receiver():
 def test_every_event_arrives_once_in_order_after_the_receiver_was_down_and_the_broker_killed(
         backends, broker_env, npm_cache, tmp_path, receiver):
     storage = backends.storage()
-    env = {**broker_env, "STAGEGATE_WEBHOOK_ALLOW_PRIVATE": "true"}
+    # Waits between tries of at most 2 s: once the receiver is back, the next try is near.
+    env = {**broker_env, "STAGEGATE_WEBHOOK_ALLOW_PRIVATE": "true", "STAGEGATE_WEBHOOK_RETRY_MAX": "2"}
     broker = backends.broker(storage, env)
     registry_hook = json.loads(operator(storage, env, "add", receiver.registry_url).stdout)
     try:
         accounts = Accounts(broker.url, tmp_path, npm_cache)
-        alice, bob = accounts.create("alice"), accounts.create("bob")
+        alice, bob, carol = accounts.create("alice"), accounts.create("bob"), accounts.create("carol")
+        # Three OTPs an account at most, so that no test waits for its authenticator's next step.
         first, first_secret = hooked_package(alice, receiver)
         second, second_secret = hooked_package(bob, receiver)
+        third = unique_name()  # carol's package has no hook of its own: the registry's sees its events
+        assert carol.http("PUT", third, json=publish_document(third, "1.0.0")).status_code == 200
+        carol.enable_2fa("auth-only")
         staged = alice.http("POST", f"-/stage/package/{first}", json=publish_document(first, "1.1.0")).json()
         assert alice.http("POST", f"-/stage/{staged['stageId']}/approve", otp=True).status_code == 200
         rejected = bob.http("POST", f"-/stage/package/{second}", json=publish_document(second, "1.1.0")).json()
         assert bob.http("DELETE", f"-/stage/{rejected['stageId']}", otp=True).status_code == 200
         assert alice.http("PUT", first, json=publish_document(first, "1.2.0")).status_code == 200
-        assert alice.http("POST", f"-/package/{first}/trust", otp=True,
-                          json=[github_relationship()]).status_code == 201
-        assert bob.http("POST", f"-/package/{second}/trust", otp=True, json=[github_relationship()]).status_code == 201
-        relationship = bob.http("GET", f"-/package/{second}/trust").json()[0]["id"]
-        assert bob.http("DELETE", f"-/package/{second}/trust/{relationship}", otp=True).status_code == 200
+        assert carol.http("POST", f"-/package/{third}/trust", otp=True, json=[github_relationship()]).status_code == 201
+        relationship = carol.http("GET", f"-/package/{third}/trust").json()[0]["id"]
+        assert carol.http("DELETE", f"-/package/{third}/trust/{relationship}", otp=True).status_code == 200
         pending = alice.http("GET", f"-/package/{first}/hooks").json()
-        assert pending[0]["pending"] == 5 and pending[0]["url"] == receiver.url and "secret" not in pending[0]
+        assert pending[0]["pending"] == 4 and pending[0]["url"] == receiver.url and "secret" not in pending[0]
         time.sleep(3)  # a few failed tries against the receiver that is down
         broker.process.kill()  # SIGKILL: no shutdown, leases and retries left as they were
         broker.process.wait(10)
@@ -131,22 +134,23 @@ def test_every_event_arrives_once_in_order_after_the_receiver_was_down_and_the_b
     # Two instances over one PostgreSQL database deliver together: leases keep each event to one of them.
     restarted = [backends.broker(storage, env) for _ in range(2 if backends.kind == "postgres" else 1)]
     try:
-        assert wait_for(lambda: len(receiver.received) >= 20, 90), [b for _, _, b in receiver.received]
+        assert wait_for(lambda: len(receiver.received) >= 17, 90), [b for _, _, b in receiver.received]
         time.sleep(1.5)  # and nothing more comes
     finally:
         for broker in restarted:
             broker.stop()
     secrets = {(first, "/hook"): first_secret, (second, "/hook"): second_secret,
-               (first, "/registry"): registry_hook["secret"], (second, "/registry"): registry_hook["secret"]}
+               **{(name, "/registry"): registry_hook["secret"] for name in (first, second, third)}}
     for path in ("/hook", "/registry"):
         # The registry's hook was there before the packages: it also saw their first publishes.
         first_publish = ["package.published"] if path == "/registry" else []
         documents = [json.loads(body) for at, _, body in receiver.received if at == path]
-        assert len({d["id"] for d in documents}) == len(documents) == 9 + len(first_publish) * 2, "each event once"
+        assert len({d["id"] for d in documents}) == len(documents), "each event once"
         of = lambda name: [d["event"] for d in documents if d["package"] == name]  # noqa: E731
         assert of(first) == first_publish + ["stage.created", "stage.approved", "package.published",
-                                             "package.published", "trust.created"]
-        assert of(second) == first_publish + ["stage.created", "stage.rejected", "trust.created", "trust.revoked"]
+                                             "package.published"]
+        assert of(second) == first_publish + ["stage.created", "stage.rejected"]
+        assert of(third) == (first_publish + ["trust.created", "trust.revoked"] if path == "/registry" else [])
         published = [d["data"]["version"] for d in documents if d["event"] == "package.published"
                      and d["package"] == first]
         assert published == ["1.0.0"] * len(first_publish) + ["1.1.0", "1.2.0"]

@@ -10,8 +10,8 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from broker.domain.webhooks import (EVENTS, HookRequest, InvalidTarget, address_allowed, backoff, check_target,
-                                    event_text, signature)
+from broker.domain.webhooks import (EVENTS, GIVE_UP_AFTER, HookRequest, InvalidTarget, address_allowed, backoff,
+                                    check_target, event_text, next_try, signature)
 from broker.services.delivery import TargetRefused, checked_address
 from broker.services.outbox import event_body
 
@@ -82,9 +82,15 @@ def test_every_event_has_its_own_text_and_slack_markup_is_escaped():
     assert event_text("trust.created", "p<x>&", "a", {"provider": "github"}).endswith("p&lt;x&gt;&amp;")
 
 
-def test_retries_back_off_exponentially_up_to_an_hour():
+def test_retries_back_off_exponentially_up_to_the_longest_wait():
     assert [backoff(n) for n in (1, 2, 3, 4)] == [2, 4, 8, 16]
-    assert backoff(30) == 3600
+    assert backoff(30) == backoff(10_000) == 3600
+    assert backoff(5, longest=10) == 10
+
+
+def test_a_delivery_is_given_up_36_hours_after_its_event():
+    assert next_try(3, created_at=0.0, now=100.0) == 108.0
+    assert next_try(3, created_at=0.0, now=GIVE_UP_AFTER) is None
 
 
 @pytest.mark.parametrize("body", [{"url": "https://x.example/", "events": ["nope"]}, {"url": ""},
