@@ -4,7 +4,10 @@ approvals are missing, the stager's own approval, a reject after an approval; an
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 
@@ -13,6 +16,7 @@ import pytest
 import sqlalchemy
 
 from tests.support.accounts import Account, Accounts
+from tests.support.broker import ROOT
 from tests.support.packages import make_package, publish_document, set_version, unique_name
 
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -135,12 +139,30 @@ def test_an_expired_stage_cannot_be_approved_and_is_rejected(accounts, broker):
     assert again.status_code == 201, "the version number is free again"
 
 
+def _registry_hook(storage: dict[str, str], env: dict[str, str]) -> None:
+    """A registry-wide webhook, added as the operator does (its host never resolves: nothing is delivered)."""
+    result = subprocess.run([sys.executable, "-m", "broker.cli", "hooks", "add", "https://hooks.example.invalid/x"],
+                            cwd=ROOT, env={**os.environ, **storage, **env}, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+def _announced(database_url: str, event: str, package: str) -> list[str]:
+    """The stage ids of the `event`s of `package` in the webhook outbox."""
+    engine = sqlalchemy.create_engine(database_url)
+    with engine.connect() as conn:
+        bodies = conn.execute(sqlalchemy.text("select body from webhook_outbox where event = :e and package = :p"),
+                              {"e": event, "p": package}).scalars().all()
+    engine.dispose()
+    return [json.loads(body)["data"]["stage_id"] for body in bodies]
+
+
 def test_two_instances_sweep_expired_stages_once(backends, broker_env, npm_cache, tmp_path):
     storage = backends.storage()
     env = {**broker_env, "STAGEGATE_STAGE_TTL": "3s"}
     first = backends.broker(storage, env)
     pair = [first]
     try:
+        _registry_hook(storage, env)  # expiries are announced: `stage.expired` goes to the outbox once each
         owner = Accounts(first.url, tmp_path, npm_cache).create()
         name = unique_name()
         assert owner.http("PUT", name, json=publish_document(name, "1.0.0")).status_code == 200
@@ -154,6 +176,7 @@ def test_two_instances_sweep_expired_stages_once(backends, broker_env, npm_cache
         time.sleep(1.5)  # another round of every instance's sweep: nothing is expired twice
         expired = sorted(detail["stage_id"] for _, _, detail in first.audit("stage.expired", name))
         assert expired == sorted(stage_ids)
+        assert sorted(_announced(first.database_url, "stage.expired", name)) == sorted(stage_ids)
         assert owner.http("POST", f"-/stage/package/{name}", json=publish_document(name, "1.1.0")).status_code == 201
         for broker in pair:
             assert "Traceback" not in broker.log()
