@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import Connection
 from starlette.responses import Response
@@ -53,8 +54,6 @@ def describe(b: Broker, hook: hook_store.Hook, pending: int | None = None) -> di
 
 
 def _host(url: str) -> str:
-    from urllib.parse import urlsplit
-
     return urlsplit(url).hostname or ""
 
 
