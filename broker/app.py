@@ -13,8 +13,8 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from . import metrics
-from .api import (access, audit, disttags, health, keys, oidc, packages, profile, review, stage, tokens, trust, users,
-                  verify)
+from .api import (access, audit, disttags, health, hooks, keys, oidc, packages, policy, profile, review, stage, tokens,
+                  trust, users, verify)
 from .api import metrics as metrics_api
 from .api.auth import refuse_trust_token
 from .api.context import Broker
@@ -23,6 +23,7 @@ from .api.bodies import EMPTY, Body, BodyLimits, ClientGone, UploadBudget, decla
 from .api.gate import check_before_body
 from .api.http import Req, Route, error_response, parse_query, resolve, route
 from .errors import RegistryError
+from .services import delivery
 from .logs import redact, request_id, request_id_from
 
 log = logging.getLogger("stagegate")
@@ -67,6 +68,11 @@ def routes(b: Broker) -> list[Route]:
         route("GET", r"/-/package/{pkg}/access", access.get_access),
         route("POST", r"/-/package/{pkg}/access", access.set_access),
         route("GET", r"/-/package/{pkg}/audit", audit.package_history),
+        route("GET", r"/-/package/{pkg}/policy", policy.get_policy),
+        route("POST", r"/-/package/{pkg}/policy", policy.set_policy, max_body=policy.POLICY_BODY),
+        route("GET", r"/-/package/{pkg}/hooks", hooks.list_hooks),
+        route("POST", r"/-/package/{pkg}/hooks", hooks.create_hook, max_body=hooks.HOOK_BODY),
+        route("DELETE", r"/-/package/{pkg}/hooks/(?P<id>[^/]+)", hooks.delete_hook),
         route("POST", r"/-/stage/package/{pkg}", stage.stage_publish, publish_body, trust_ok=True,
               trust_permission=CREATE_STAGED_PACKAGE),
         route("GET", r"/-/stage", stage.list_stages),
@@ -164,9 +170,13 @@ class RegistryApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 pruning = asyncio.create_task(audit.keep_pruned(self.broker))
+                sweeping = asyncio.create_task(stage.keep_swept(self.broker))
+                delivering = asyncio.create_task(delivery.keep_delivering(self.broker))
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 pruning.cancel()
+                sweeping.cancel()
+                delivering.cancel()
                 self.broker.db.dispose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

@@ -1,4 +1,4 @@
-"""stagegate-broker: serve | user add | db upgrade | audit | signing-key rotate."""
+"""stagegate-broker: serve | user add | db upgrade | audit | signing-key rotate | hooks add|list|rm."""
 
 from __future__ import annotations
 
@@ -140,6 +140,62 @@ def signing_key_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hooks_broker():
+    from .runtime import SchemaOutOfDate, build_broker
+
+    try:
+        return build_broker(_settings())
+    except SchemaOutOfDate as exc:
+        sys.exit(f"stagegate-broker: {exc}")
+
+
+def hooks_add(args: argparse.Namespace) -> int:
+    """A registry-wide webhook (every package's events); the secret is printed once."""
+    from .api.hooks import describe, new_hook
+    from .domain.webhooks import HookRequest
+    from .errors import RegistryError
+
+    try:
+        change = HookRequest(url=args.url, events=args.event or None)
+    except ValidationError as exc:
+        sys.exit(f"stagegate-broker: {exc.errors()[0]['msg']}")
+    broker = _hooks_broker()
+    try:
+        with broker.db.write() as conn:
+            hook, secret = new_hook(broker, conn, None, change, "admin-cli")
+    except RegistryError as exc:
+        sys.exit(f"stagegate-broker: {exc.error}")
+    print(json.dumps({**describe(broker, hook), "secret": secret}))
+    print("keep the secret: it is shown only now; it signs every delivery (X-Stagegate-Signature)", file=sys.stderr)
+    return 0
+
+
+def hooks_list(args: argparse.Namespace) -> int:
+    from .api.hooks import describe
+    from .store import webhooks as hook_store
+
+    broker = _hooks_broker()
+    with broker.db.read() as conn:
+        hooks = hook_store.hooks_of(conn, args.package)
+        pending = hook_store.pending_counts(conn, [h.id for h in hooks])
+    for hook in hooks:
+        print(json.dumps(describe(broker, hook, pending.get(hook.id, 0))))
+    return 0
+
+
+def hooks_rm(args: argparse.Namespace) -> int:
+    from .store import audit
+    from .store import webhooks as hook_store
+
+    broker = _hooks_broker()
+    with broker.db.write() as conn:
+        if not hook_store.remove_hook(conn, args.package, args.id):
+            sys.exit(f"stagegate-broker: no webhook {args.id} (see `stagegate-broker hooks list`)")
+        audit.record(conn, "webhook.deleted", actor="admin-cli", package=args.package, id=args.id)
+    print(f"deleted webhook {args.id}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="stagegate-broker", description="stagegate npm registry broker")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -172,6 +228,20 @@ def main(argv: list[str] | None = None) -> int:
     p_rotate.add_argument("--expires", help="when the retired key stops vouching for versions published from "
                                             "then on (ISO 8601; default now). Set it to the time of a compromise.")
     p_rotate.set_defaults(func=signing_key_rotate)
+    p_hooks = sub.add_parser("hooks", help="manage the registry's webhooks (every package's events)")
+    hooks_sub = p_hooks.add_subparsers(dest="hooks_command", required=True)
+    p_hadd = hooks_sub.add_parser("add", help="add a webhook for every package; prints it and its secret (once)")
+    p_hadd.add_argument("url", help="https://… (http:// and private addresses only with "
+                                    "STAGEGATE_WEBHOOK_ALLOW_PRIVATE=true)")
+    p_hadd.add_argument("--event", action="append", help="only this event (repeatable; default: every event)")
+    p_hadd.set_defaults(func=hooks_add)
+    p_hlist = hooks_sub.add_parser("list", help="the registry's webhooks (or a package's, with --package)")
+    p_hlist.add_argument("--package")
+    p_hlist.set_defaults(func=hooks_list)
+    p_hrm = hooks_sub.add_parser("rm", help="delete a webhook (a package's, with --package)")
+    p_hrm.add_argument("id")
+    p_hrm.add_argument("--package")
+    p_hrm.set_defaults(func=hooks_rm)
     args = parser.parse_args(argv)
     return args.func(args)
 

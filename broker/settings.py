@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .domain.approvals import duration_seconds
+
 MIB = 1024 * 1024
 
 IssuerKind = Literal["github", "gitlab", "circleci"]
@@ -137,6 +139,26 @@ class Settings(BaseSettings):
         default=None, gt=0,
         description="Days audit-log entries are kept; unset keeps them forever. The broker prunes at start, then hourly.",
     )
+    stage_ttl: int = Field(
+        default=30 * 86400,
+        description="How long a stage waits for its approvals: seconds, or a duration such as 30d, 12h, 90m, 2w. "
+                    "An older stage is rejected automatically (its version number is freed) and cannot be approved.",
+    )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Let webhooks reach loopback, private and link-local addresses (and http:// on loopback); "
+                    "for tests and closed networks only: it opens the broker to SSRF by any package owner.",
+    )
+    webhook_retry_max: float = Field(
+        default=3600.0, gt=0, le=86400,
+        description="Longest wait in seconds between two tries of a failed webhook delivery (the waits double "
+                    "from 2 s up to it); a delivery is retried for 36 hours, then marked failed.",
+    )
+
+    @field_validator("stage_ttl", mode="before")
+    @classmethod
+    def _stage_ttl_is_a_duration(cls, value: object) -> int:
+        return duration_seconds(value)  # type: ignore[arg-type]
 
     @field_validator("oidc_github_issuer", "oidc_gitlab_issuer", "oidc_circleci_issuer_prefix")
     @classmethod

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import random
 import time
 import uuid
 
+from anyio import to_thread
 from sqlalchemy import Connection
 from starlette.responses import Response
 
@@ -14,8 +18,8 @@ from ..domain.packument import iso
 from ..domain.publish import PublishRequest
 from ..domain.staging import (StageItem, actor_type, may_stage, page_of, parse_stage_id,
                               valid_idempotency_key)
-from ..errors import bad_request, conflict, forbidden, not_found
-from ..services import review
+from ..errors import RegistryError, bad_request, conflict, forbidden, not_found
+from ..services import outbox, review
 from ..services.versions import check_version_free, commit_version
 from ..domain.packages import initial_access
 from ..store import accounts, audit, registry
@@ -28,15 +32,25 @@ from .http import Req, json_response
 from .lookup import package_name
 from .packages import parse_document
 
+log = logging.getLogger("stagegate")
 
-def _item(row: StageRow) -> dict:
+
+def _item(row: StageRow, approvals: list[str], required: int, ttl: int) -> dict:
     origin = row.origin
     workflow = origin.get("workflow_ref")
     return StageItem(
         id=row.id, package_name=row.package, version=row.version, tag=row.tag, created_at=iso(row.created_at),
         actor=row.actor, actor_type=row.actor_type, shasum=row.shasum, integrity=row.integrity, size=row.size,
         repository=origin.get("repository"), workflow=workflow, ref=origin.get("ref"), sha=origin.get("sha"),
-        run_id=origin.get("run_id")).wire()
+        run_id=origin.get("run_id"), approvals=approvals, required_approvals=required,
+        expires_at=iso(row.created_at + ttl)).wire()
+
+
+def _items(b: Broker, conn: Connection, rows: list[StageRow]) -> list[dict]:
+    """The stages as the CLI shows them, with their approvals so far and what their package requires."""
+    approvals = stage_store.approvers_of(conn, rows)
+    required = stage_store.required_of(conn, sorted({r.package for r in rows}))
+    return [_item(r, approvals[r.id], required.get(r.package, 1), b.settings.stage_ttl) for r in rows]
 
 
 # --- stage publish ----------------------------------------------------------------------------
@@ -115,6 +129,9 @@ def _commit_stage(b: Broker, request: PublishRequest, cred: Credential, actor: s
         audit.record(conn, "stage.created", actor=actor, package=stage.package, version=stage.version,
                      tag=stage.tag, stage_id=stage.id, auth=cred.kind.value, token_id=cred.token_id,
                      integrity=stage.integrity, origin=cred.origin)
+        outbox.enqueue(conn, "stage.created", stage.package, actor, version=stage.version, tag=stage.tag,
+                       stage_id=stage.id, actor_type=stage.actor_type, repository=cred.origin.get("repository"),
+                       workflow=cred.origin.get("workflow_ref"), run_id=cred.origin.get("run_id"))
         return stage.id
 
     def create_package(conn: Connection) -> None:
@@ -153,12 +170,16 @@ def list_stages(b: Broker, req: Req) -> Response:
     visible = Visible(owner_id=user.id, packages=cred.packages, scopes=cred.scopes, package=req.query.get("package"))
     with b.db.read() as conn:
         rows, total = stage_store.list_stages(conn, visible, page.offset, page.size)
-    return json_response({"items": [_item(r) for r in rows], "total": total})
+        items = _items(b, conn, rows)
+    return json_response({"items": items, "total": total})
 
 
 def view_stage(b: Broker, req: Req) -> Response:
     cred, user = require_account(b, req)
-    return json_response(_item(_visible_stage(b, req, cred, user)))
+    stage = _visible_stage(b, req, cred, user)
+    with b.db.read() as conn:
+        item, = _items(b, conn, [stage])
+    return json_response(item)
 
 
 def download_stage(b: Broker, req: Req) -> Response:
@@ -175,18 +196,40 @@ def download_stage(b: Broker, req: Req) -> Response:
 
 # --- approve, reject ------------------------------------------------------------------------------
 
-def _review(b: Broker, req: Req) -> tuple[Credential, User, StageRow, str | None]:
+def _review(b: Broker, req: Req, approving: bool = False) -> tuple[Credential, User, StageRow, str | None]:
     cred, user = require_account(b, req)  # trust tokens get their 403 here
     stage = _visible_stage(b, req, cred, user)
+    if approving:
+        review.check_may_approve(b, user.name, stage)
     how = enforce(b, user, second_factor(cred, user.tfa_mode, Action.STAGE_REVIEW), req.otp)
     return cred, user, stage, how
 
 
 def approve(b: Broker, req: Req) -> Response:
-    cred, user, stage, how = _review(b, req)
-    review.approve(b, _reviewer(cred, user, how), stage)
+    cred, user, stage, how = _review(b, req, approving=True)
+    approval = review.approve(b, _reviewer(cred, user, how), stage)
+    if not approval.published:
+        raise _not_published_yet(stage, approval)
     return json_response({"ok": True, "id": stage.id, "packageName": stage.package, "version": stage.version,
-                          "tag": stage.tag})
+                          "tag": stage.tag, "published": True, "approvals": list(approval.approvals),
+                          "requiredApprovals": approval.required})
+
+
+def _not_published_yet(stage: StageRow, approval: review.Approval) -> RegistryError:
+    """An approval that was recorded but does not publish yet is not a success for the CLI.
+
+    npm 11 prints "approved and published successfully" on any 2xx of this route, whatever the body,
+    so a 202 would make it lie. A 409 makes it print "409 Conflict - POST …/approve - <this text>" and
+    exit non-zero: the text says the approval is recorded and what is still missing. The error code
+    `stage.awaiting-approvals` (and the counts in the body) tell scripts it is not a failure."""
+    so_far = f"{len(approval.approvals)} of {approval.required} required approvals ({', '.join(approval.approvals)})"
+    first = "you had approved it already" if approval.repeated else "your approval is recorded"
+    more = "1 more maintainer approves" if approval.missing == 1 else f"{approval.missing} more maintainers approve"
+    return RegistryError(409, f"{first}, but {stage.package}@{stage.version} is not published yet: stage "
+                         f"{stage.id} has {so_far}; it is published when {more} with `npm stage approve {stage.id}`",
+                         code="stage.awaiting-approvals",
+                         extra={"published": False, "approvals": list(approval.approvals),
+                                "requiredApprovals": approval.required})
 
 
 def reject(b: Broker, req: Req) -> Response:
@@ -197,3 +240,22 @@ def reject(b: Broker, req: Req) -> Response:
 
 def _reviewer(cred: Credential, user: User, how: str | None) -> review.Reviewer:
     return review.Reviewer(user=user, auth=cred.kind.value, token_id=cred.token_id, second_factor=how)
+
+
+# --- expiry ---------------------------------------------------------------------------------------
+
+SWEEP_EVERY = 3600.0  # at most; a short stage lifetime is swept more often
+
+
+async def keep_swept(b: Broker) -> None:
+    """At start, then periodically: expire the stages older than STAGEGATE_STAGE_TTL. Every instance
+    sweeps; the delete of a stage row decides which one expires it (and records and notifies once)."""
+    every = min(SWEEP_EVERY, max(1.0, b.settings.stage_ttl / 10))
+    while True:
+        try:
+            expired = await to_thread.run_sync(review.expire_stale, b)
+            if expired:
+                log.info("stages: %d expired after %d s without enough approvals", expired, b.settings.stage_ttl)
+        except Exception:  # the database may be away for a while: try again next round, say so now
+            log.exception("stages: the expiry sweep failed; trying again later")
+        await asyncio.sleep(every * random.uniform(0.9, 1.1))

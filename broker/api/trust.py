@@ -21,6 +21,7 @@ from ..domain.constraints import Constraints
 from ..domain.trust import PERMISSIONS, InvalidConfig, TrustRelationship, claims_document, config_from_request
 from ..errors import bad_request, conflict, forbidden, not_found
 from ..oidc.issuers import UnknownIssuer
+from ..services import outbox
 from ..store import accounts, audit, registry
 from ..store.accounts import User
 from ..store import trust as trust_store
@@ -94,6 +95,7 @@ def create(b: Broker, req: Req) -> Response:
                          id=relationship.id, provider=provider, issuer=issuer,
                          claims=claims_document(config, constraints),
                          permissions=permissions)
+            outbox.enqueue(conn, "trust.created", name.name, user.name, id=relationship.id, provider=provider)
     for relationship in created:
         b.issuers.note(relationship.provider, relationship.issuer)
     return json_response([describe(r) for r in created], status=201)
@@ -127,6 +129,7 @@ def revoke(b: Broker, req: Req) -> Response:
         ended = accounts.delete_tokens_minted_by(conn, relationship_id)
         audit.record(conn, "trust.revoked", actor=user.name, package=name.name, auth=cred.kind.value,
                      id=relationship_id, tokens_ended=ended)
+        outbox.enqueue(conn, "trust.revoked", name.name, user.name, id=relationship_id)
     return json_response({"ok": True})
 
 
@@ -170,6 +173,7 @@ def _create_for_scope(b: Broker, req: Req, scope: str) -> Response:
             audit.record(conn, "trust.created", actor=user.name, package=f"{scope}/*", auth=cred.kind.value,
                          id=relationship.id, provider=provider, issuer=issuer,
                          claims=claims_document(config, constraints), permissions=permissions)
+            outbox.enqueue(conn, "trust.created", f"{scope}/*", user.name, id=relationship.id, provider=provider)
     for relationship in created:
         b.issuers.note(relationship.provider, relationship.issuer)
     return json_response([describe(r) for r in created], status=201)
@@ -185,4 +189,5 @@ def _revoke_for_scope(b: Broker, req: Req, scope: str) -> Response:
         ended = accounts.delete_tokens_minted_by(conn, relationship_id)
         audit.record(conn, "trust.revoked", actor=user.name, package=f"{scope}/*", auth=cred.kind.value,
                      id=relationship_id, tokens_ended=ended)
+        outbox.enqueue(conn, "trust.revoked", f"{scope}/*", user.name, id=relationship_id)
     return json_response({"ok": True})

@@ -92,6 +92,9 @@ class StageItem(BaseModel):
     ref: str | None = None
     sha: str | None = None
     run_id: str | None = Field(default=None, serialization_alias="runId")
+    approvals: list[str] | None = None  # the maintainers who approved it so far
+    required_approvals: int | None = Field(default=None, serialization_alias="requiredApprovals")
+    expires_at: str | None = Field(default=None, serialization_alias="expiresAt")
 
     def wire(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, exclude_none=True)

@@ -19,6 +19,7 @@ from ..domain.publish import PublishRequest
 from ..errors import conflict, forbidden, unauthorized
 from ..store import registry, staging
 from ..store.revocation import token_still_granted
+from . import outbox
 
 log = logging.getLogger("stagegate")
 
@@ -74,6 +75,7 @@ def commit_version(b: Broker, request: PublishRequest, cred: Credential, state: 
             check_version_free(conn, request, staging_it=state == "staged")
             raise conflict(f"version {request.version} of {request.package} was just taken; use a new version")
         keep_blob(b, conn, blob, request.tarball)
+        outbox.version_committed(conn, request, cred, state)
         return record(conn)
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from .tables import owners, stages, versions
+from .tables import owners, packages, stage_approvals, stages, versions
 
 
 @dataclass(frozen=True)
@@ -128,3 +128,71 @@ def discard_staged(conn: Connection, stage: StageRow) -> Discarded | None:
     conn.execute(delete(versions).where(versions.c.package == stage.package, versions.c.version == stage.version,
                                         versions.c.state == "staged"))
     return Discarded(blob)
+
+
+# --- approvals -----------------------------------------------------------------------------------
+
+def lock_stage(conn: Connection, stage_id: str) -> StageRow | None:
+    """The stage, locked until this write transaction ends (PostgreSQL; a SQLite writer is alone anyway):
+    approvals of one stage take turns, so each counts the ones committed before it. None when it is gone."""
+    row = conn.execute(select(stages).where(stages.c.id == stage_id).with_for_update()).first()
+    return _stage(row) if row else None
+
+
+def add_approval(conn: Connection, stage_id: str, user_id: int, user_name: str) -> bool:
+    """False when this maintainer had approved the stage already (the primary key decides)."""
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(stage_approvals).values(stage_id=stage_id, user_id=user_id, user_name=user_name,
+                                                        at=time.time()))
+    except IntegrityError:
+        return False
+    return True
+
+
+def approvers_of(conn: Connection, stages_: list[StageRow]) -> dict[str, list[str]]:
+    """Who approved each stage so far, first approval first: only those still among the package's
+    maintainers count (an approval by someone removed since is void)."""
+    if not stages_:
+        return {}
+    rows = conn.execute(select(stage_approvals.c.stage_id, stage_approvals.c.user_name)
+                        .join(stages, stages.c.id == stage_approvals.c.stage_id)
+                        .join(owners, and_(owners.c.package == stages.c.package,
+                                           owners.c.user_id == stage_approvals.c.user_id))
+                        .where(stage_approvals.c.stage_id.in_([s.id for s in stages_]))
+                        .order_by(stage_approvals.c.at, stage_approvals.c.user_name)).all()
+    found: dict[str, list[str]] = {s.id: [] for s in stages_}
+    for stage_id, name in rows:
+        found[stage_id].append(name)
+    return found
+
+
+def approvers(conn: Connection, stage: StageRow) -> list[str]:
+    return approvers_of(conn, [stage])[stage.id]
+
+
+def required_approvals(conn: Connection, package: str) -> int:
+    return conn.execute(select(packages.c.required_approvals).where(packages.c.name == package)).scalar_one_or_none() \
+        or 1
+
+
+def required_of(conn: Connection, names: list[str]) -> dict[str, int]:
+    rows = conn.execute(select(packages.c.name, packages.c.required_approvals).where(packages.c.name.in_(names)))
+    return {name: required for name, required in rows}
+
+
+def set_required_approvals(conn: Connection, package: str, required: int) -> None:
+    conn.execute(update(packages).where(packages.c.name == package).values(required_approvals=required))
+
+
+def owner_count(conn: Connection, package: str) -> int:
+    return conn.execute(select(func.count()).select_from(owners).where(owners.c.package == package)).scalar_one()
+
+
+# --- expiry ---------------------------------------------------------------------------------------
+
+def expired_stages(conn: Connection, before: float, limit: int) -> list[StageRow]:
+    """Stages created before `before`, oldest first."""
+    rows = conn.execute(select(stages).where(stages.c.created_at < before)
+                        .order_by(stages.c.created_at, stages.c.id).limit(limit)).all()
+    return [_stage(r) for r in rows]

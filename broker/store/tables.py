@@ -88,6 +88,8 @@ packages = Table(
     Column("readme", Text, nullable=False, default=""),
     Column("created_at", Float, nullable=False),
     Column("modified_at", Float, nullable=False),
+    # How many distinct maintainers must approve a stage before it is published (1 to 10).
+    Column("required_approvals", Integer, nullable=False, default=1, server_default="1"),
 )
 
 owners = Table(
@@ -129,6 +131,16 @@ stages = Table(
     UniqueConstraint("package", "version", name="uq_stage_version"),
     UniqueConstraint("package", "idempotency_key", name="uq_stage_idempotency"),
     Index("ix_stages_created", "created_at"),
+)
+
+# One maintainer's approval of one stage: the primary key makes approvals distinct, and the rows go
+# with the stage (published, rejected or expired).
+stage_approvals = Table(
+    "stage_approvals", metadata,
+    Column("stage_id", String(36), ForeignKey("stages.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_name", String(214), nullable=False),
+    Column("at", Float, nullable=False),
 )
 
 dist_tags = Table(
@@ -178,6 +190,41 @@ oidc_jtis = Table(
     Index("ix_oidc_jtis_expires", "expires_at"),
 )
 
+# Where events are sent: a package's hooks (set by its owners) or the registry's (package None, set by
+# the operator). The secret signs each delivery; it is sealed with the secret key, like TOTP secrets.
+webhooks = Table(
+    "webhooks", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("package", String(214), ForeignKey("packages.name", ondelete="CASCADE")),
+    Column("url", Text, nullable=False),  # sealed: a hook URL may hold a credential (Slack's path does)
+    Column("events", Text, nullable=False, default="[]"),  # JSON list; empty means every event
+    Column("secret", Text, nullable=False),
+    Column("created_by", String(214)),
+    Column("created_at", Float, nullable=False),
+    Index("ix_webhooks_package", "package"),
+)
+
+# The durable outbox: one row per event and hook, written in the transaction of the event itself and
+# delivered in id order per (hook, package) by whichever instance leases it.
+webhook_outbox = Table(
+    "webhook_outbox", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("hook_id", String(36), ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    Column("package", String(214), nullable=False),
+    Column("event", String(64), nullable=False),
+    Column("body", Text, nullable=False),  # the exact bytes that are signed and sent (UTF-8 JSON)
+    Column("created_at", Float, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("lease_owner", String(36)),
+    Column("lease_until", Float),
+    Column("delivered_at", Float),
+    Column("failed_at", Float),
+    Column("last_error", Text),
+    Index("ix_webhook_outbox_stream", "hook_id", "package", "id"),
+    Index("ix_webhook_outbox_pending", "delivered_at", "next_attempt_at"),
+)
+
 audit_log = Table(
     "audit_log", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -191,4 +238,5 @@ audit_log = Table(
 )
 
 __all__ = ["metadata", "users", "recovery_codes", "otp_steps", "otp_failures", "password_failures", "tokens", "packages",
-           "owners", "versions", "stages", "dist_tags", "trust_relationships", "scope_trust_relationships", "oidc_jtis", "audit_log", "UniqueConstraint"]
+           "owners", "versions", "stages", "stage_approvals", "dist_tags", "trust_relationships",
+           "scope_trust_relationships", "oidc_jtis", "webhooks", "webhook_outbox", "audit_log", "UniqueConstraint"]

@@ -83,6 +83,29 @@ def test_two_concurrent_approvals_at_both_instances_publish_once(pair, owner):
     assert list(doc["versions"]) == ["1.0.0", "1.1.0"] and doc["dist-tags"]["latest"] == "1.1.0"
 
 
+def test_two_maintainers_approving_at_both_instances_at_once_are_both_counted(pair, owner, npm_cache, tmp_path):
+    """With two approvals required, the two approvals of a stage, one at each instance at the same moment:
+    neither is lost (each counted alone would leave the stage waiting) and the stage is published once."""
+    account, name = owner
+    account.enable_2fa()
+    accounts = Accounts(pair[0].url, tmp_path, npm_cache)
+    reviewers = [accounts.create("first"), accounts.create("second")]
+    for reviewer in reviewers:
+        assert account.npm("owner", "add", reviewer.name, name, f"--otp={account.otp()}").returncode == 0
+        reviewer.enable_2fa()
+    assert account.http("POST", f"-/package/{name}/policy", otp=True, json={"requiredApprovals": 2}).status_code == 200
+    for minor in (1, 2, 3):
+        stage_id = at(pair[0], "POST", f"-/stage/package/{name}", account.token,
+                      json=publish_document(name, f"1.{minor}.0")).json()["stageId"]
+        codes = [reviewer.otp() for reviewer in reviewers]
+        with ThreadPoolExecutor(2) as pool:
+            responses = list(pool.map(lambda i: at(pair[i], "POST", f"-/stage/{stage_id}/approve",
+                                                   reviewers[i].token, headers={"npm-otp": codes[i]}), range(2)))
+        assert sorted(r.status_code for r in responses) == [200, 409], [r.text for r in responses]
+        assert [r.json()["code"] for r in responses if r.status_code == 409] == ["stage.awaiting-approvals"]
+        assert httpx.get(pair[1].url + name).json()["dist-tags"]["latest"] == f"1.{minor}.0"
+
+
 def test_the_same_otp_at_both_instances_is_accepted_once(pair, owner):
     account, _ = owner
     account.enable_2fa()

@@ -1,0 +1,103 @@
+"""A package's webhooks: `GET|POST /-/package/<name>/hooks`, `DELETE /-/package/<name>/hooks/<id>`.
+
+Owners manage them from a logged-in session with 2FA and an OTP (a hook announces every stage and
+publish: it is as sensitive as the package's access). The secret that signs deliveries is shown once,
+in the answer that creates the hook; it is stored sealed with the broker's secret key.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import Connection
+from starlette.responses import Response
+
+from ..domain.credentials import Action
+from ..domain.packument import iso
+from ..domain.webhooks import HookRequest, InvalidTarget, check_target
+from ..errors import bad_request, conflict, forbidden, not_found
+from ..store import audit, registry
+from ..store import webhooks as hook_store
+from .auth import require_account
+from .bodies import body_as
+from .context import Broker
+from .http import Req, json_response
+from .lookup import package_name, package_not_found, writable_package
+
+HOOK_BODY = 8 * 1024  # a URL of at most 2 KiB and a list of events
+MAX_PER_PACKAGE = 10
+
+
+def new_hook(b: Broker, conn: Connection, package: str | None, change: HookRequest,
+             actor: str | None) -> tuple[hook_store.Hook, str]:
+    """Add a hook in the caller's transaction; returns it and its secret (shown once)."""
+    try:
+        url = check_target(change.url, b.settings.webhook_allow_private)
+    except InvalidTarget as exc:
+        raise bad_request(f"invalid webhook URL: {exc}", code="hook.invalid-url") from None
+    secret = "whsec_" + secrets.token_urlsafe(32)
+    hook = hook_store.add_hook(conn, package, b.box.seal(url.encode()), change.events, b.box.seal(secret.encode()),
+                               actor)
+    audit.record(conn, "webhook.created", actor=actor, package=package, id=hook.id, host=_host(url),
+                 events=list(hook.events) or "all")
+    return hook, secret
+
+
+def describe(b: Broker, hook: hook_store.Hook, pending: int | None = None) -> dict[str, Any]:
+    shown = {"id": hook.id, "package": hook.package, "url": b.box.open(hook.sealed_url).decode(),
+             "events": list(hook.events) or "all", "createdBy": hook.created_by, "createdAt": iso(hook.created_at)}
+    if pending is not None:
+        shown["pending"] = pending
+    return shown
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).hostname or ""
+
+
+def list_hooks(b: Broker, req: Req) -> Response:
+    """For the package's maintainers whose credential may write it (no OTP: it changes nothing)."""
+    name = package_name(req)
+    cred, user = require_account(b, req)
+    with b.db.read() as conn:
+        if registry.package(conn, name.name) is None:
+            raise package_not_found(name)
+        if not registry.is_owner(conn, name.name, user.id) or not cred.may_write(name.name):
+            raise forbidden(f"listing the webhooks of {name} needs write access to it")
+        hooks = hook_store.hooks_of(conn, name.name)
+        pending = hook_store.pending_counts(conn, [h.id for h in hooks])
+    return json_response([describe(b, h, pending.get(h.id, 0)) for h in hooks])
+
+
+def create_hook(b: Broker, req: Req) -> Response:
+    name = package_name(req)
+    change = body_as(HookRequest, req.json_object(), "webhook")
+    check_target_early(b, change)
+    _, user, _ = writable_package(b, req, name, Action.PACKAGE_ADMIN)
+    with b.db.write() as conn:
+        if hook_store.hook_count(conn, name.name) >= MAX_PER_PACKAGE:
+            raise conflict(f"{name} has {MAX_PER_PACKAGE} webhooks, the most a package may have: delete one first",
+                           code="hook.limit")
+        hook, secret = new_hook(b, conn, name.name, change, user.name)
+    return json_response({**describe(b, hook), "secret": secret}, status=201)
+
+
+def check_target_early(b: Broker, change: HookRequest) -> None:
+    """A bad URL costs no OTP."""
+    try:
+        check_target(change.url, b.settings.webhook_allow_private)
+    except InvalidTarget as exc:
+        raise bad_request(f"invalid webhook URL: {exc}", code="hook.invalid-url") from None
+
+
+def delete_hook(b: Broker, req: Req) -> Response:
+    name = package_name(req)
+    _, user, _ = writable_package(b, req, name, Action.PACKAGE_ADMIN)
+    hook_id = req.params["id"]
+    with b.db.write() as conn:
+        if not hook_store.remove_hook(conn, name.name, hook_id):
+            raise not_found(f"{name} has no webhook {hook_id}: see GET /-/package/{name}/hooks", code="hook.not-found")
+        audit.record(conn, "webhook.deleted", actor=user.name, package=name.name, id=hook_id)
+    return json_response({"ok": True})
