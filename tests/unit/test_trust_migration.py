@@ -10,7 +10,7 @@ from pathlib import Path
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from broker.settings import Settings
 from broker.store import schema, tables
@@ -32,8 +32,9 @@ def test_existing_relationships_get_the_configured_default_issuer_of_their_kind(
     with db.write() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "0003_audit")
-        conn.execute(insert(tables.packages).values(name="widget", access="public", created_at=time.time(),
-                                                    modified_at=time.time()))
+        # Raw SQL: the tables as 0003 made them, not as tables.py declares them now.
+        conn.exec_driver_sql("INSERT INTO packages (name, access, mfa, rev, readme, created_at, modified_at) "
+                             f"VALUES ('widget', 'public', 'none', 1, '', {time.time()}, {time.time()})")
         for rid, provider in (("r-github", "github"), ("r-gitlab", "gitlab")):
             conn.exec_driver_sql(
                 "INSERT INTO trust_relationships (id, package, provider, claims, permissions, bound, created_at) "
