@@ -92,6 +92,8 @@ def routes(b: Broker) -> list[Route]:
               anonymous_body=True),
         route("POST", r"/-/review/stage/(?P<id>[^/]+)/reject", review.reject, max_body=review.FORM_BODY,
               anonymous_body=True),
+        route("POST", r"/-/review/package/{pkg}/policy", review.set_policy, max_body=review.FORM_BODY,
+              anonymous_body=True),
         route("GET", r"/{pkg}/-/(?P<file>[^/]+\.tgz)", packages.get_tarball),
         route("DELETE", r"/{pkg}/-/(?P<file>[^/]+\.tgz)/-rev/(?P<rev>[^/]+)", packages.delete_tarball),
         route("PUT", r"/{pkg}/-rev/(?P<rev>[^/]+)", packages.update_metadata_route, publish_body),

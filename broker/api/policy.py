@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
-from ..domain.approvals import PolicyChange, policy_fits_owners
-from ..domain.credentials import Action, Refused
-from ..errors import RegistryError, forbidden
-from ..store import audit, registry
+from ..domain.approvals import PolicyChange
+from ..domain.credentials import Action
+from ..errors import forbidden
+from ..services import policy
+from ..store import registry
 from ..store import staging as stage_store
 from .auth import require_account
 from .bodies import body_as
@@ -16,12 +17,6 @@ from .http import Req, json_response
 from .lookup import package_name, package_not_found, writable_package
 
 POLICY_BODY = 1024  # {"requiredApprovals": 10} and some whitespace
-
-
-def _check_fits(change: PolicyChange, owners: int) -> None:
-    fits = policy_fits_owners(change.required_approvals, owners)
-    if isinstance(fits, Refused):
-        raise RegistryError(409, fits.reason, code=fits.code)
 
 
 def get_policy(b: Broker, req: Req) -> Response:
@@ -43,15 +38,7 @@ def set_policy(b: Broker, req: Req) -> Response:
     """An owner's logged-in session with 2FA and an OTP, as for `npm access` and `npm owner`."""
     name = package_name(req)
     change = body_as(PolicyChange, req.json_object(), "approval policy")
-    with b.db.read() as conn:  # an unmeetable policy costs no OTP
-        _check_fits(change, stage_store.owner_count(conn, name.name))
+    policy.check(b, name.name, change.required_approvals)  # an unmeetable policy costs no OTP
     cred, user, _ = writable_package(b, req, name, Action.PACKAGE_ADMIN)
-    with b.db.write() as conn:
-        # Read again in the transaction that sets the policy: a concurrent `npm owner rm` either
-        # commits first (and is counted) or after (and the policy was valid when set).
-        _check_fits(change, stage_store.owner_count(conn, name.name))
-        previous = stage_store.required_approvals(conn, name.name)
-        stage_store.set_required_approvals(conn, name.name, change.required_approvals)
-        audit.record(conn, "package.policy", actor=user.name, package=name.name, auth=cred.kind.value,
-                     required_approvals=change.required_approvals, previous=previous)
+    policy.apply(b, name.name, change.required_approvals, actor=user.name, auth=cred.kind.value)
     return json_response({"ok": True, "requiredApprovals": change.required_approvals})

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from ..domain import review_page
+from ..domain.approvals import MAX_APPROVALS, MIN_APPROVALS
 from ..domain.credentials import Action, Credential, TokenKind, second_factor
 from ..domain.review_diff import Limits, ReviewDiff, Snapshot, compare, snapshot
 from ..domain.staging import page_of, parse_stage_id
@@ -30,7 +31,7 @@ from ..domain.tarball import InvalidTarball
 from ..errors import RegistryError
 from ..security.throttle import Busy, Slots
 from ..security.tokens import new_token, token_digest, token_display_prefix
-from ..services import review
+from ..services import policy, review
 from ..store import accounts, audit, registry
 from ..store import staging as stage_store
 from ..store.accounts import User
@@ -39,6 +40,7 @@ from ..web import render, stylesheet
 from .auth import check_otp, checked_password, enforce
 from .context import Broker
 from .http import Req
+from .lookup import package_name
 from .stage import _visible_stage
 
 COOKIE = "stagegate_review"
@@ -264,22 +266,22 @@ class StageView:
     approvals: str
     size: int
     integrity: str
+    required: int  # approvals the package requires
 
 
-def _view(b: Broker, stage: StageRow, now: float) -> StageView:
+def _views(b: Broker, conn, stages: list[StageRow], now: float) -> list[StageView]:
+    approvals = stage_store.approvers_of(conn, stages)
+    required = stage_store.required_of(conn, sorted({s.package for s in stages}))
+    return [_view(b, s, now, approvals[s.id], required.get(s.package, 1)) for s in stages]
+
+
+def _view(b: Broker, stage: StageRow, now: float, approvals: list[str], required: int) -> StageView:
     ci = review_page.ci_origin(stage.origin, b.settings.oidc_github_issuer, b.settings.oidc_gitlab_issuer) \
         if stage.actor_type == "trust" else None
     created = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(stage.created_at))
     return StageView(stage.id, stage.package, stage.version, stage.tag, stage.actor, stage.actor_type, ci,
-                     review_page.age(now - stage.created_at), created, _approvals(stage), stage.size, stage.integrity)
-
-
-def _approvals(stage: StageRow) -> str:
-    """Approvals so far: with one approval publishing, a stage still waiting has none."""
-    approvals, required = getattr(stage, "approvals", None), getattr(stage, "required_approvals", None)
-    if approvals is None:
-        return "none yet"
-    return f"{approvals} of {required}" if required else str(approvals)
+                     review_page.age(now - stage.created_at), created, review_page.approvals_so_far(approvals, required),
+                     stage.size, stage.integrity, required)
 
 
 @_html
@@ -290,9 +292,9 @@ def inbox(b: Broker, req: Req) -> Response:
     page = page_of(req.query.get("page"), str(INBOX_PAGE))
     with b.db.read() as conn:
         rows, total = stage_store.list_stages(conn, Visible(owner_id=session.user.id), page.offset, page.size)
-    now = time.time()
+        items = _views(b, conn, rows, time.time())
     next_page = page.number + 1 if page.offset + len(rows) < total else None
-    return _page(b, "inbox.html", session, items=[_view(b, r, now) for r in rows], total=total, next_page=next_page)
+    return _page(b, "inbox.html", session, items=items, total=total, next_page=next_page)
 
 
 # --- a stage -------------------------------------------------------------------------------------
@@ -312,8 +314,11 @@ def stage_page(b: Broker, req: Req) -> Response:
         diff, error = None, f"The tarballs could not be compared: {exc}"
     if isinstance(diff, str):
         diff, error = None, diff
-    return _page(b, "stage.html", session, stage=_view(b, stage, time.time()), base_version=base_version,
-                 base_reason=reason, diff=diff, diff_error=error, limits=LIMITS)
+    with b.db.read() as conn:
+        view, = _views(b, conn, [stage], time.time())
+        maintainers = stage_store.owner_count(conn, stage.package)
+    return _page(b, "stage.html", session, stage=view, base_version=base_version, base_reason=reason, diff=diff,
+                 diff_error=error, limits=LIMITS, maintainers=maintainers, max_required=min(MAX_APPROVALS, maintainers))
 
 
 def _compared_with(b: Broker, stage: StageRow) -> tuple[str | None, str]:
@@ -364,12 +369,35 @@ def approve(b: Broker, req: Req) -> Response:
     session, stage, reviewer = _decision(b, req)
     approval = review.approve(b, reviewer, stage)
     what = f"{stage.package}@{stage.version}"
-    if getattr(approval, "published", True):
+    if approval.published:
         return _done(b, session, "Approved and published",
                      f"{what} is published with the tag {stage.tag}.")
     return _done(b, session, "Approved, not yet published",
-                 f"{what}: approved, {getattr(approval, 'approvals', '?')} of {getattr(approval, 'required', '?')} "
-                 "approvals, not yet published.")
+                 f"{what}: approved, {len(approval.approvals)} of {approval.required} approvals "
+                 f"({', '.join(approval.approvals)}), not yet published: it is published when "
+                 f"{approval.missing} more maintainer{'s' if approval.missing > 1 else ''} approve.")
+
+
+@_html
+def set_policy(b: Broker, req: Req) -> Response:
+    """The package's required approvals, from the form on a stage page: an owner with an OTP, as the API."""
+    session, form = _signed_in_post(b, req)
+    name = package_name(req)
+    with b.db.read() as conn:
+        if not registry.is_owner(conn, name.name, session.user.id):
+            raise RegistryError(404, f"no package {name} that you maintain", code="package.not-found")
+    raw = form.get("required", "")
+    required = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 2 else 0
+    if not MIN_APPROVALS <= required <= MAX_APPROVALS:
+        raise RegistryError(400, f"required approvals must be a whole number from {MIN_APPROVALS} to {MAX_APPROVALS}",
+                            code="review.bad-form")
+    policy.check(b, name.name, required)  # an unmeetable policy costs no OTP
+    decision = second_factor(session.credential, session.user.tfa_mode, Action.PACKAGE_ADMIN)
+    enforce(b, session.user, decision, form.get("otp", "").strip()[:64] or None)
+    previous = policy.apply(b, name.name, required, actor=session.user.name, auth=TokenKind.WEB.value)
+    return _done(b, session, "Approval policy saved",
+                 f"{name} now needs {required} maintainer approval{'s' if required > 1 else ''} to publish a stage "
+                 f"(it needed {previous}).")
 
 
 @_html

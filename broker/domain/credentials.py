@@ -118,7 +118,8 @@ def second_factor(cred: Credential | None, tfa: TfaMode | None, action: Action,
     if action is Action.STAGE:
         return Allowed()
     if action in _PRESENCE:
-        if action in _SESSION_ONLY and cred is not None and cred.kind is not TokenKind.SESSION:
+        # A review-page session is a person signed in with an OTP, like `npm login` (the npm API refuses it).
+        if action in _SESSION_ONLY and cred is not None and cred.kind not in (TokenKind.SESSION, TokenKind.WEB):
             return Refused(f"{_PRESENCE[action]} is not possible with an access token: log in with "
                            "`npm login` and give a one-time password")
         if tfa is None:

@@ -51,6 +51,13 @@ def _str(value) -> str | None:
     return str(value) if value is not None else None
 
 
+def approvals_so_far(approvals: list[str], required: int) -> str:
+    """Who approved a stage so far against what its package requires: "alice (1 of 2)", "none yet (of 1)"."""
+    if not approvals:
+        return f"none yet (of {required})"
+    return f"{', '.join(approvals)} ({len(approvals)} of {required})"
+
+
 def age(seconds: float) -> str:
     seconds = max(0, int(seconds))
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):

@@ -91,6 +91,7 @@ ROUTES = [
     ("GET", "/-/review/stage/{id}"),
     ("POST", "/-/review/stage/{id}/approve"),
     ("POST", "/-/review/stage/{id}/reject"),
+    ("POST", "/-/review/package/{pkg}/policy"),
     ("GET", "/{pkg}/-/{file}"),
     ("DELETE", "/{pkg}/-/{file}/-rev/{rev}"),
     ("PUT", "/{pkg}/-rev/{rev}"),

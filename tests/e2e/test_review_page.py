@@ -252,3 +252,37 @@ def test_a_ci_stage_shows_its_job_and_nothing_it_holds_is_markup(accounts, clien
     page = client.get(f"stage/{stage_id}").text
     assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+
+
+def test_the_policy_form_asks_for_two_approvals_and_a_first_one_does_not_publish(accounts, broker):
+    """The stager (owner) staged 1.1.0; a co-maintainer sets two approvals on the page, another approves once."""
+    owner, name, stage_id = staged_package(accounts)  # owner: one OTP so far
+    setter, approver = accounts.create("setter"), accounts.create("approver")
+    for other in (setter, approver):
+        added = owner.npm("owner", "add", other.name, name, f"--otp={owner.otp()}")
+        assert added.returncode == 0, added
+        other.enable_2fa()
+    with ReviewClient(broker.url) as page:
+        page.signed_in(setter)
+        unmeetable = page.post(f"package/{name}/policy", {"csrf": page.csrf(f"stage/{stage_id}"), "required": "4",
+                                                          "otp": "000000"})
+        assert unmeetable.status_code == 409 and "3 maintainer" in _message(unmeetable), "refused before the OTP"
+        saved = page.post(f"package/{name}/policy", {"csrf": page.csrf(f"stage/{stage_id}"), "required": "2",
+                                                     "otp": setter.otp()})
+        assert saved.status_code == 200 and "now needs 2 maintainer approvals" in saved.text, saved.text
+    assert setter.http("GET", f"-/package/{name}/policy").json()["requiredApprovals"] == 2
+    with ReviewClient(broker.url) as page:
+        page.signed_in(approver)
+        assert "none yet (of 2)" in page.get(f"stage/{stage_id}").text
+        approved = page.decide(stage_id, "approve", approver.otp())
+        assert approved.status_code == 200 and "Approved, not yet published" in approved.text, approved.text
+        assert "1 of 2 approvals" in approved.text
+        assert f"{approver.name} (1 of 2)" in page.get("").text, "the inbox shows who approved so far"
+    assert "1.1.0" not in httpx.get(broker.url + name).json()["versions"]
+    with ReviewClient(broker.url) as stranger_page:
+        stranger = accounts.create("stranger")
+        stranger.enable_2fa()
+        stranger_page.signed_in(stranger)
+        refused = stranger_page.post(f"package/{name}/policy", {"csrf": stranger_page.csrf(""), "required": "1",
+                                                                "otp": stranger.otp()})
+        assert refused.status_code == 404

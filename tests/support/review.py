@@ -27,6 +27,12 @@ class ReviewClient:
     def close(self) -> None:
         self.http.close()
 
+    def __enter__(self) -> "ReviewClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def get(self, path: str) -> httpx.Response:
         return self.http.get("-/review/" + path.lstrip("/"))
 

@@ -321,8 +321,9 @@ def test_bidirectional_controls_and_invisible_characters_are_warned_and_shown():
                     {"a.js": code, f"x{RLO}sj.js": b"1\n", "bom.js": "\ufeffok()\n".encode()})
     [warning] = [w for w in result.warnings if w.code == "hidden-characters"]
     assert "a.js" in warning.message and "x" in warning.message and "bom.js" not in warning.message
-    stage = StageView("0" * 8, "demo", "1.0.1", "latest", "alice", "user", None, "1 s", "now", "none", 1, "sha512-x")
+    stage = StageView("0" * 8, "demo", "1.0.1", "latest", "alice", "user", None, "1 s", "now", "none", 1, "sha512-x",
+                      required=1)
     page = render("stage.html", base="/-/review/", user="alice", csrf="c", stage=stage, base_version="1.0.0",
-                  base_reason="", diff=result, diff_error="", limits=LIMITS)
+                  base_reason="", diff=result, diff_error="", limits=LIMITS, maintainers=1, max_required=1)
     assert RLO not in page and "\u200b" not in page
     assert '<mark class="hidden-char">U+202E</mark>' in page and '<mark class="hidden-char">U+200B</mark>' in page
