@@ -37,7 +37,7 @@ def serve(args: argparse.Namespace) -> int:
     except (SchemaOutOfDate, KeyringError) as exc:
         sys.exit(f"stagegate-broker: {exc}")
     logging.getLogger("stagegate").info("serving %s (data in %s)", broker.public_url, settings.data_dir.resolve())
-    run(RegistryApp(broker), settings, args.host, args.port, args.log_level, log_format)
+    run(RegistryApp(broker, log_format), settings, args.host, args.port, args.log_level, log_format)
     return 0
 
 
@@ -77,7 +77,7 @@ def db_upgrade(args: argparse.Namespace) -> int:
 
     settings = _settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.resolved_database_url())
+    db = Database(settings.resolved_database_url(), settings.generation_file())
     before = schema.current(db)
     schema.upgrade(db)
     after = schema.current(db)

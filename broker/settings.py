@@ -65,6 +65,16 @@ class Settings(BaseSettings):
     log_format: Literal["json", "plain"] = Field(
         default="json", description="Log lines as JSON objects (one per line) or plain text for local runs."
     )
+    access_log: bool = Field(
+        default=True, description="One structured line per request (logger stagegate.access, at info level).",
+    )
+    read_revalidate_seconds: float | None = Field(
+        default=None, ge=0,
+        description="How long an anonymous GET may be answered from memory without asking the database. Unset: "
+                    "until any write, seen through the write-generation file every process over the database "
+                    "shares (next to the SQLite file, or in data_dir); set it when instances over one PostgreSQL "
+                    "database do not share data_dir on one host: their writes then show within this bound.",
+    )
     session_token_days: int = Field(default=30, gt=0, description="Lifetime of login tokens.")
     metrics_token: str | None = Field(
         default=None,
@@ -129,6 +139,14 @@ class Settings(BaseSettings):
     @property
     def embedded(self) -> bool:
         return self.database_url is None
+
+    def generation_file(self) -> Path:
+        """The write-generation counter (store/generation.py): next to an SQLite database, which every
+        process that writes it must reach on one host anyway; in the data dir otherwise."""
+        url = self.resolved_database_url()
+        if url.startswith("sqlite:///") and not url.endswith(":memory:"):
+            return Path(url[len("sqlite:///"):].split("?")[0] + "-generation")
+        return self.data_dir / "write-generation"
 
     def resolved_database_url(self) -> str:
         if self.database_url:

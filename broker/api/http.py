@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import re
@@ -13,6 +14,7 @@ from urllib.parse import parse_qs, unquote
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
 
+from ..domain.packument import wants_abbreviated
 from ..errors import RegistryError, bad_request
 from .bodies import Body
 
@@ -193,6 +195,18 @@ def accepts_gzip(accept_encoding: str | None) -> bool:
                 return False
         return True
     return False
+
+
+@functools.lru_cache(maxsize=512)
+def request_variant(accept: str | None, accept_encoding: str | None) -> tuple[bool, bool]:
+    """What the representation of a GET depends on: (abbreviated packument wanted, gzip accepted)."""
+    return wants_abbreviated(accept), accepts_gzip(accept_encoding)
+
+
+def same_for_everyone(req: Req, abbreviated: bool, gzipped: bool) -> None:
+    """Mark this GET's answer as the one every anonymous caller with these headers gets: the app keeps
+    it whole (api/readcache.ReadyResponses) until the next write."""
+    req.extra["ready"] = (abbreviated, gzipped)
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:

@@ -9,7 +9,11 @@ from concurrent.futures import Future
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, TypeVar
 
+from pathlib import Path
+
 from sqlalchemy import Connection, Engine, create_engine, event
+
+from .generation import Generation
 
 
 
@@ -137,8 +141,11 @@ class GroupCommit:
 class Database:
     """`write()` for a state change (one transaction), `read()` for a consistent snapshot."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, generation_file: Path | None = None) -> None:
         self.url = url
+        # Bumped after every committed write, read before cached reads (store/generation.py); None:
+        # a process that caches nothing (a one-off CLI command still bumps when given the file).
+        self.generation = Generation(generation_file) if generation_file is not None else None
         # SQLite has one writer at a time: queue this process's writers on a lock instead of letting
         # them spin in SQLite's busy handler (whose sleeps make the tail latency explode).
         self._write_lock = threading.Lock() if url.startswith("sqlite") else nullcontext()
@@ -160,12 +167,18 @@ class Database:
         """One transaction; what `after_commit` queued on it runs once it has committed (never after a
         rollback: an exception out of the block skips it)."""
         queued: list[Callable[[], None]] = []
-        with self._write_lock, self._writer.begin() as conn:
-            conn.info[_AFTER_COMMIT] = queued
-            try:
-                yield conn
-            finally:
-                conn.info.pop(_AFTER_COMMIT, None)
+        try:
+            with self._write_lock, self._writer.begin() as conn:
+                conn.info[_AFTER_COMMIT] = queued
+                try:
+                    yield conn
+                finally:
+                    conn.info.pop(_AFTER_COMMIT, None)
+        finally:
+            # Also after a failure: a commit that raised may still have landed, and a spare bump
+            # costs one cache refill, a missing one a stale read.
+            if self.generation is not None:
+                self.generation.bump()
         for action in queued:
             action()
 
@@ -186,3 +199,6 @@ class Database:
         self._group.close()
         self._writer.dispose()
         self._reader.dispose()
+        if self.generation is not None:
+            self.generation.close()
+            self.generation = None
