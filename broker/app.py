@@ -104,7 +104,7 @@ class RegistryApp:
         self.broker = broker
         self.routes = routes(broker)
         settings = broker.settings
-        self.budget = UploadBudget(settings.upload_budget_bytes)
+        self.budget = UploadBudget(settings.upload_budget_per_worker())
         self.upload_dir = settings.data_dir / "tmp"
         self.upload_dir.mkdir(parents=True, exist_ok=True)
         self.idle_seconds, self.total_seconds = settings.body_idle_timeout, settings.body_total_timeout

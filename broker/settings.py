@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -64,6 +65,10 @@ class Settings(BaseSettings):
     )
     log_format: Literal["json", "plain"] = Field(
         default="json", description="Log lines as JSON objects (one per line) or plain text for local runs."
+    )
+    workers: int | None = Field(
+        default=None, ge=1, le=64,
+        description="Server processes sharing the port (`serve --workers`); unset: one per CPU core.",
     )
     access_log: bool = Field(
         default=True, description="One structured line per request (logger stagegate.access, at info level).",
@@ -161,3 +166,12 @@ class Settings(BaseSettings):
     @property
     def upload_budget_bytes(self) -> int:
         return self.uploads_in_flight_bytes or 3 * self.max_body_bytes
+
+    def resolved_workers(self) -> int:
+        return self.workers or os.cpu_count() or 1
+
+    def upload_budget_per_worker(self) -> int:
+        """Each worker holds its share of the budget (so the processes together hold no more than it),
+        but never less than one body of the largest size allowed (unless the whole budget is smaller)."""
+        budget = self.upload_budget_bytes
+        return max(budget // self.resolved_workers(), min(budget, self.max_body_bytes))
