@@ -20,6 +20,7 @@ from .bodies import Body
 
 KIB = 1024
 SMALL_BODY = 256 * KIB
+SPILL_FROM = 4 * 1024 * KIB  # bodies larger than this are parsed with their long strings in files
 
 
 MAX_JSON_DEPTH = 64  # far deeper than any package document; deeper input is an attack on recursion
@@ -106,8 +107,17 @@ class Req:
         return parse_json(self.body)
 
     def take_json(self) -> Any:
-        """Parse the body, letting go of the raw bytes (and the temporary file) first: a publish then
-        peaks at about twice its size (the text and the attachment string), never more."""
+        """Parse the body, letting go of the raw bytes (and the temporary file) first. A large body is
+        parsed from its file with its long strings left in files (api/spill.py): a publish then
+        peaks at about its tarball's size; a smaller one at about twice its size."""
+        if self._bytes is None and self.payload.size > SPILL_FROM:
+            from .spill import parse_large_json  # it builds on this module
+
+            self._bytes = b""
+            try:
+                return parse_large_json(self.payload.file(), self.payload.folder)
+            finally:
+                self.payload.close()
         raw = self._bytes if self._bytes is not None else self.payload.read()
         self._bytes = b""
         if not raw:
