@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import pybase64
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .manifest import disagreement, registry_fields
@@ -169,7 +170,7 @@ def _decode(name: str, attachment: _Attachment) -> bytes:
     out = io.BytesIO()
     try:
         for piece in _slices(attachment.data):
-            out.write(binascii.a2b_base64(piece, strict_mode=True))
+            out.write(pybase64.b64decode(piece, validate=True))  # strict, as binascii's strict_mode, SIMD
     except (binascii.Error, ValueError, UnicodeEncodeError):
         raise InvalidDocument(f"attachment {name!r} is not valid base64") from None
     data = out.getvalue()
