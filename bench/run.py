@@ -176,6 +176,17 @@ def _declared_oversize(server: Server, token: str, length: int) -> int:
     return int(answer.split()[1])
 
 
+def document_sizes(server: Server) -> str:
+    """The packuments' sizes as served (decoded, and on the wire with gzip), to say what was read."""
+    found = []
+    for name in (SMALL, REALISTIC):
+        for label, accept in (("full", "application/json"), ("abbreviated", CORGI)):
+            response = httpx.get(server.url + name, headers={"accept": accept, "accept-encoding": GZIP})
+            found.append(f"{name} {label} {len(response.content) / 1024:.0f} KiB "
+                         f"({response.num_bytes_downloaded / 1024:.0f} KiB gzipped)")
+    return ", ".join(found)
+
+
 def machine() -> dict[str, str]:
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), platform.processor())
@@ -238,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         stagegate = start_stagegate(workdir, {"STAGEGATE_OIDC_GITHUB_ISSUER": issuer.url}, workers=args.workers)
         try:
             results["stagegate"] = measure_registry(stagegate, args, workdir)
+            info["packuments"] = document_sizes(stagegate)
             print("== the floors", flush=True)
             results["floor"] = floors(stagegate, args.seconds, workdir, args.workers)
             print("== stagegate only", flush=True)

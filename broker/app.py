@@ -125,13 +125,13 @@ class RegistryApp:
         if generation is None or raw_path is None:
             return False
         accept = encoding = client_id = None
-        for name, value in scope["headers"]:
+        for name, value in scope["headers"]:  # the first of a repeated header, as Starlette's Headers.get
             if name == b"accept":
-                accept = value.decode("latin-1")
+                accept = value.decode("latin-1") if accept is None else accept
             elif name == b"accept-encoding":
-                encoding = value.decode("latin-1")
+                encoding = value.decode("latin-1") if encoding is None else encoding
             elif name == b"x-request-id":
-                client_id = value.decode("latin-1")
+                client_id = value.decode("latin-1") if client_id is None else client_id
             elif name == b"authorization" or name == b"transfer-encoding" or (name == b"content-length"
                                                                                 and value != b"0"):
                 return False  # a credential decides per caller; a body is the slow path's to refuse
