@@ -7,6 +7,7 @@ GET_TARGET = 5.0
 TARBALL_FLOOR_SHARE = 0.30
 EXCHANGE_FLOOR_SHARE, EXCHANGE_P99_MS = 0.5, 25.0
 UPLOAD_GROWTH = 1.5
+ACCESS_LOG_COST = 0.10
 
 
 def target(workload: str) -> float:
@@ -55,10 +56,22 @@ def table(results: dict, extra: dict, mem: dict, info: dict[str, str]) -> str:
         f"{_latency(exchange)} (p99 < {EXCHANGE_P99_MS:.0f}) / — | {exchange.cpu_ms_per_request:.3f} / — | "
         f"{floor:.0f} ({1000 / floor:.3f}) | {share:.0%} (≥{EXCHANGE_FLOOR_SHARE:.0%}) | "
         f"{'yes' if exchange_met else 'no'} |",
+        _access_log_row(extra["access log"]) if "access log" in extra else None,
         f"| 100 MiB stage upload: peak RSS growth | idle {mem['idle_mib']:.0f} MiB, peak {mem['peak_mib']:.0f} MiB | "
         f"— | **{mem['growth_ratio']:.2f}×** the tarball (≤{UPLOAD_GROWTH}×) | — | — | — | — | — | "
         f"{'yes' if growth_met else 'no'} |",
         f"| body over the limit | {mem['over_limit_status']} in {mem['over_limit_ms']:.0f} ms | — | — | — | — | — | — | "
         f"— | {'yes' if mem['over_limit_status'] == 413 else 'no'} |",
     ]
-    return "\n".join(lines)
+    return "\n".join(line for line in lines if line is not None)
+
+
+def _access_log_row(found: dict) -> str:
+    """Tarball GETs of two fresh brokers, access log on and off: on by default only below 10%."""
+    on, off = found["on"], found["off"]
+    cost = 1 - on.rate / off.rate
+    cpu = on.cpu_ms_per_request / off.cpu_ms_per_request - 1
+    return (f"| GET tarball, access log on vs off | {on.rate:.0f} / {off.rate:.0f} | — | — | — | "
+            f"{_latency(on)} / {_latency(off)} | {on.cpu_ms_per_request:.3f} / {off.cpu_ms_per_request:.3f} | — | "
+            f"costs {cost:.0%} of the rate, {cpu:.0%} more CPU (< {ACCESS_LOG_COST:.0%}) | "
+            f"{'yes' if cost < ACCESS_LOG_COST else 'no'} |")

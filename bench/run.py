@@ -187,6 +187,24 @@ def document_sizes(server: Server) -> str:
     return ", ".join(found)
 
 
+def access_log_cost(workdir: Path, seconds: int, workers: int) -> dict[str, wrk.WrkResult]:
+    """Tarball GETs from two fresh brokers in turn, the access log on (the default) and off."""
+    found = {}
+    for label, enabled in (("on", "true"), ("off", "false")):
+        server = start_stagegate(workdir, {"STAGEGATE_ACCESS_LOG": enabled}, workers=workers)
+        try:
+            token = create_user(server, "logs")
+            for index in range(10):
+                put(server, token, SMALL, sized_document(SMALL, f"1.{index}.0", 16 * 1024))(httpx).raise_for_status()
+            url, headers, paths = read_shapes(server)["GET tarball (16 KiB)"]
+            wrk.run(url, 2, headers=headers, paths=paths, workdir=workdir)
+            found[label] = wrk.run(url, seconds, headers=headers, paths=paths, workdir=workdir,
+                                   cpu=lambda: tree_cpu_seconds(server.pid))
+        finally:
+            server.stop()
+    return found
+
+
 def machine() -> dict[str, str]:
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), platform.processor())
@@ -256,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
             extra = stagegate_only(stagegate, issuer, workdir, args.exchanges)
         finally:
             stagegate.stop()
+        print("== the access log's cost", flush=True)
+        extra["access log"] = access_log_cost(workdir, args.seconds, args.workers)
         for fast in (True, False) if not args.no_default_verdaccio else (True,):
             verdaccio = start_verdaccio(workdir, fast=fast)
             try:
