@@ -70,7 +70,7 @@ def _access_log_row(found: dict) -> str:
     """Tarball GETs of two fresh brokers, access log on and off: on by default only below 10%."""
     on, off = found["on"], found["off"]
     cost = 1 - on.rate / off.rate
-    cpu = on.cpu_ms_per_request / off.cpu_ms_per_request - 1
+    cpu = on.cpu_ms_per_request / off.cpu_ms_per_request - 1 if off.cpu_ms_per_request else float("nan")
     return (f"| GET tarball, access log on vs off | {on.rate:.0f} / {off.rate:.0f} | — | — | — | "
             f"{_latency(on)} / {_latency(off)} | {on.cpu_ms_per_request:.3f} / {off.cpu_ms_per_request:.3f} | — | "
             f"costs {cost:.0%} of the rate, {cpu:.0%} more CPU (< {ACCESS_LOG_COST:.0%}) | "
