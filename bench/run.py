@@ -119,7 +119,7 @@ def stagegate_only(server: Server, issuer: FakeIssuer, workdir: Path, exchanges:
     httpx.put(server.url + name, json=publish_document(name, "0.0.1"), headers=auth).raise_for_status()
     docs = [sized_document(name, f"2.{i}.0", 16 * 1024) for i in range(100)]
     stage = load.run([lambda c, d=d: c.post(f"{server.url}-/stage/package/{name}", json=d, headers=auth)
-                      for d in docs], concurrency=1)
+                      for d in docs], concurrency=1, pid=server.pid)
     started = httpx.post(server.url + "-/npm/v1/user", headers=auth,
                          json={"tfa": {"mode": "auth-and-writes", "password": "bench password 1"}})
     authenticator = Authenticator.from_otpauth(started.json()["tfa"])
