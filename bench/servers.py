@@ -58,7 +58,7 @@ class Server:
 
 def start_stagegate(workdir: Path, env: dict[str, str] | None = None, log_level: str = "info",
                     workers: int | None = None) -> Server:
-    """The broker as deployed: its default log level writes the access log (to a file here)."""
+    """The broker as deployed by default (log level info; the access log is off unless `env` says so)."""
     port = free_port()
     data = workdir / f"stagegate-{port}"
     full_env = {**os.environ, "STAGEGATE_DATA_DIR": str(data), "STAGEGATE_OPEN_SIGNUP": "true", **(env or {})}

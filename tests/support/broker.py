@@ -54,7 +54,8 @@ class BrokerProcess:
         return [(event, actor, json.loads(detail)) for event, actor, detail in rows]
 
     def start(self) -> "BrokerProcess":
-        env = {**os.environ, "STAGEGATE_DATA_DIR": str(self.data_dir), **self.env}
+        # The access log is on in every test broker, so the suite checks it never shows a secret.
+        env = {**os.environ, "STAGEGATE_DATA_DIR": str(self.data_dir), "STAGEGATE_ACCESS_LOG": "true", **self.env}
         self.log_path = self.data_dir.parent / f"broker-{self.data_dir.name}-{self.port}.log"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
