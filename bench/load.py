@@ -80,7 +80,7 @@ async def drive(requests: list[Callable[[httpx.AsyncClient], Awaitable[httpx.Res
 
 def run(requests, concurrency: int, ok=lambda r: r.status_code < 400, pid: int | None = None) -> Result:
     """Drive the requests; with `pid`, also charge the server process's CPU time to the result."""
-    from .servers import cpu_seconds
+    from .servers import tree_cpu_seconds as cpu_seconds  # the broker and its workers
 
     # The collector would stop the client for tens of ms now and then (it walks every object this
     # process holds, the prepared request bodies included): leave it out of the timed part.

@@ -1,105 +1,82 @@
-"""The benchmark's table (markdown) and plot (PNG) of ratios against the peer and targets."""
+"""The benchmark's one table (markdown): ratios against the peer, fractions of the floor, targets."""
 
 from __future__ import annotations
 
-import platform
-from pathlib import Path
-
-from .load import Result
-
-TARGETS = {"publish": 3.0, "GET": 5.0}
-
-
-def _target(workload: str) -> float:
-    return TARGETS["publish"] if workload.startswith("publish") else TARGETS["GET"]
+TARGETS = {"publish 16 KiB (sequential)": 3.0, "publish 1 MiB (8 concurrent)": 2.0}
+GET_TARGET = 5.0
+TARBALL_FLOOR_SHARE = 0.30
+EXCHANGE_FLOOR_SHARE, EXCHANGE_P99_MS = 0.5, 25.0
+UPLOAD_GROWTH = 1.5
+ACCESS_LOG_COST = 0.10
 
 
-def table(results: dict[str, dict[str, Result]], extra: dict, mem: dict,
-          limits: dict[str, Result] | None = None) -> str:
-    limits = limits or {}
-    lines = [f"Machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}, "
-             f"{__import__('os').cpu_count()} cores; one run, loopback. Server CPU is the registry process's "
-             "user+system time per request (all threads), measured from /proc: it does not depend on how fast "
-             "the load generator is. Client ceiling: the same requests against bench/ceiling.py, a server "
-             "that does no work; a ratio that needs more than it is out of this client's reach on this "
-             "machine, whatever the registry does.", "",
-             "| workload | stagegate req/s | Verdaccio req/s | ratio | target | stagegate p50/p99 ms | "
-             "Verdaccio p50/p99 ms | met | server CPU ms/req (sg / vd) | CPU ratio | client ceiling req/s "
-             "(p99 ms) | target within the ceiling |",
-             "|---|---:|---:|---:|---:|---:|---:|:---:|---:|---:|---:|:---:|"]
-    for workload, by in results.items():
-        sg, vd = by["stagegate"], by["verdaccio"]
-        ratio = sg.rate / vd.rate if vd.rate else float("inf")
-        target = _target(workload)
-        p99_ok = workload.startswith("publish") or sg.p99 <= vd.p99
-        met = "yes" if ratio >= target and p99_ok and not sg.failures else "no"
-        cpu_ratio = vd.cpu_ms_per_request / sg.cpu_ms_per_request if sg.cpu_ms_per_request else float("nan")
-        ceiling, reachable = "—", "—"
-        if workload in limits:
-            limit = limits[workload]
-            ceiling = f"{limit.rate:.0f} ({limit.p99:.1f})"
-            needed = target * vd.rate
-            reachable = "yes" if limit.rate >= needed else f"no: needs {needed:.0f}/s"
-        lines.append(f"| {workload} | {sg.rate:.0f} | {vd.rate:.0f} | {ratio:.1f}× | ≥{target:.0f}× | "
-                     f"{sg.p50:.1f}/{sg.p99:.1f} | {vd.p50:.1f}/{vd.p99:.1f} | {met} | "
-                     f"{sg.cpu_ms_per_request:.2f} / {vd.cpu_ms_per_request:.2f} | {cpu_ratio:.1f}× | "
-                     f"{ceiling} | {reachable} |")
-    exchange, floor = extra["exchange"], extra["floor"]
+def target(workload: str) -> float:
+    return TARGETS.get(workload, GET_TARGET)
+
+
+def _latency(result) -> str:
+    return f"{result.p50:.1f}/{result.p99:.1f}"
+
+
+def _row(workload: str, results: dict) -> str:
+    sg, vd = results["stagegate"][workload], results["verdaccio"][workload]
+    default = results.get("verdaccio-default", {}).get(workload)
+    floor = results.get("floor", {}).get(workload)
+    ratio = sg.rate / vd.rate if vd.rate else float("inf")
+    met = ratio >= target(workload) and not sg.failures
+    floor_cell, share_cell = "—", "—"
+    if floor is not None:
+        share = sg.rate / floor.rate
+        floor_cell = f"{floor.rate:.0f} ({floor.cpu_ms_per_request:.3f})"
+        share_cell = f"{share:.0%}" + (f" (≥{TARBALL_FLOOR_SHARE:.0%})" if workload.startswith("GET tarball") else "")
+        if workload.startswith("GET tarball"):
+            met = met and share >= TARBALL_FLOOR_SHARE
+    default_cell = f"{default.rate:.0f}" if default is not None else "—"
+    failures = f" ({sg.failures} failed)" if sg.failures else ""
+    return (f"| {workload} | {sg.rate:.0f}{failures} | {vd.rate:.0f} | **{ratio:.1f}×** (≥{target(workload):.0f}×) | "
+            f"{default_cell} | {_latency(sg)} / {_latency(vd)} | {sg.cpu_ms_per_request:.3f} / "
+            f"{vd.cpu_ms_per_request:.3f} | {floor_cell} | {share_cell} | {'yes' if met else 'no'} |")
+
+
+def table(results: dict, extra: dict, mem: dict, info: dict[str, str]) -> str:
+    lines = ["Machine: " + "; ".join(f"{k}: {v}" for k, v in info.items()) + ".", "",
+             "| workload | stagegate /s | Verdaccio (JWT) /s | ratio (target) | Verdaccio (default) /s | "
+             "p50/p99 ms, stagegate / Verdaccio (JWT) | server CPU ms/req, stagegate / Verdaccio (JWT) | "
+             "floor /s (CPU ms/req) | stagegate ÷ floor | met |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|:---:|"]
+    lines += [_row(workload, results) for workload in results["stagegate"]]
+    stage, exchange, floor = extra["stage"], extra["exchange"], extra["floor"]
     share = exchange.rate / floor
-    exchange_limit = limits.get("OIDC exchange")
-    within = ""
-    if exchange_limit is not None:
-        within = (f"; client ceiling {exchange_limit.rate:.0f}/s, p50/p99 {exchange_limit.p50:.1f}/"
-                  f"{exchange_limit.p99:.1f} ms against a server that does nothing")
-    lines += ["", "| stagegate only | rate | p50/p99 ms | against | met |", "|---|---:|---:|---|:---:|",
-              f"| stage publish (sequential, 16 KiB) | {extra['stage'].rate:.0f}/s | "
-              f"{extra['stage'].p50:.1f}/{extra['stage'].p99:.1f} | — | — |",
-              f"| OIDC exchange (c16) | {exchange.rate:.0f}/s | {exchange.p50:.1f}/{exchange.p99:.1f} | "
-              f"{share:.0%} of the in-process floor ({floor:.0f}/s; broker CPU {exchange.cpu_ms_per_request:.2f} "
-              f"ms/exchange vs floor {1000 / floor:.2f}); target ≥50%, p99 < 25 ms{within} | "
-              f"{'yes' if share >= 0.5 and exchange.p99 < 25 and not exchange.failures else 'no'} |",
-              f"| 100 MiB stage upload | idle {mem['idle_mib']:.0f} MiB, peak {mem['peak_mib']:.0f} MiB | — | "
-              f"growth {mem['growth_ratio']:.2f}× the tarball; target < 3× | "
-              f"{'yes' if mem['growth_ratio'] < 3 else 'no'} |",
-              f"| body over the limit | {mem['over_limit_status']} in {mem['over_limit_ms']:.0f} ms | — | "
-              f"peak afterwards {mem['peak_after_refusal_mib']:.0f} MiB (unchanged: not read) | "
-              f"{'yes' if mem['over_limit_status'] == 413 else 'no'} |"]
-    return "\n".join(lines)
+    exchange_met = share >= EXCHANGE_FLOOR_SHARE and exchange.p99 < EXCHANGE_P99_MS and not exchange.failures
+    growth_met = mem["growth_ratio"] <= UPLOAD_GROWTH
+    lines += [
+        f"| stage publish 16 KiB (sequential) | {stage.rate:.0f} | — | — | — | {_latency(stage)} / — | "
+        f"{stage.cpu_ms_per_request:.3f} / — | — | — | — |",
+        f"| OIDC exchange (c16; floor: in-process RS256 verify + the three inserts) | {exchange.rate:.0f} | — | — | — | "
+        f"{_latency(exchange)} (p99 < {EXCHANGE_P99_MS:.0f}) / — | {exchange.cpu_ms_per_request:.3f} / — | "
+        f"{floor:.0f} ({1000 / floor:.3f}) | {share:.0%} (≥{EXCHANGE_FLOOR_SHARE:.0%}) | "
+        f"{'yes' if exchange_met else 'no'} |",
+        _access_log_row(extra["access log"]) if "access log" in extra else None,
+        f"| 100 MiB stage upload: peak RSS growth | idle {mem['idle_mib']:.0f} MiB, peak {mem['peak_mib']:.0f} MiB | "
+        f"— | **{mem['growth_ratio']:.2f}×** the tarball (≤{UPLOAD_GROWTH}×) | — | — | — | — | — | "
+        f"{'yes' if growth_met else 'no'} |",
+        f"| body over the limit | {mem['over_limit_status']} in {mem['over_limit_ms']:.0f} ms | — | — | — | — | — | — | "
+        f"— | {'yes' if mem['over_limit_status'] == 413 else 'no'} |",
+    ]
+    return "\n".join(line for line in lines if line is not None)
 
 
-def plot(results: dict[str, dict[str, Result]], extra: dict, mem: dict, path: Path,
-         limits: dict[str, Result] | None = None) -> None:
-    import matplotlib
+def _access_log_row(found: dict) -> str:
+    """Tarball GETs of two fresh brokers, access log on and off. The log may be on by default only if
+    it costs under 10% of the rate and of the CPU per request; the row checks the default agrees."""
+    from broker.settings import Settings
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    limits = limits or {}
-    labels, ratios, targets, reachable, met = [], [], [], [], []
-    for workload, by in results.items():
-        labels.append(workload.replace(" (", "\n("))
-        ratios.append(by["stagegate"].rate / by["verdaccio"].rate)
-        targets.append(_target(workload))
-        met.append(ratios[-1] >= targets[-1] and (workload.startswith("publish") or
-                                                  by["stagegate"].p99 <= by["verdaccio"].p99))
-        if workload in limits:  # the highest ratio this client could show against this Verdaccio
-            reachable.append((len(labels) - 1, limits[workload].rate / by["verdaccio"].rate))
-    labels.append("OIDC exchange\n(÷ floor; p99 < 25 ms too)")
-    ratios.append(extra["exchange"].rate / extra["floor"])
-    targets.append(0.5)
-    met.append(ratios[-1] >= 0.5 and extra["exchange"].p99 < 25)
-    fig, ax = plt.subplots(figsize=(10, 4.5))
-    bars = ax.bar(range(len(labels)), ratios, color=["#2e7d32" if ok else "#c62828" for ok in met])
-    ax.scatter(range(len(labels)), targets, marker="_", s=900, color="black", label="target", zorder=3)
-    if reachable:
-        ax.scatter([i for i, _ in reachable], [r for _, r in reachable], marker="v", s=60, color="#555555",
-                   label="client ceiling ÷ Verdaccio: the most this client can show", zorder=3)
-    ax.set_xticks(range(len(labels)), labels, fontsize=8)
-    ax.set_ylabel("ratio (stagegate ÷ Verdaccio)")
-    ax.set_title("stagegate vs Verdaccio 6.8.0, same machine, one run")
-    for bar, ratio in zip(bars, ratios, strict=True):
-        label = f"{ratio:.1f}×" if ratio >= 1 else f"{ratio:.2f}×"
-        ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height(), label, ha="center", va="bottom")
-    ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    on, off = found["on"], found["off"]
+    cost = 1 - on.rate / off.rate
+    cpu = on.cpu_ms_per_request / off.cpu_ms_per_request - 1 if off.cpu_ms_per_request else float("nan")
+    implied = "on" if cost < ACCESS_LOG_COST and not cpu >= ACCESS_LOG_COST else "off"
+    actual = "on" if Settings.model_fields["access_log"].default else "off"
+    return (f"| GET tarball, access log on vs off | {on.rate:.0f} / {off.rate:.0f} | — | — | — | "
+            f"{_latency(on)} / {_latency(off)} | {on.cpu_ms_per_request:.3f} / {off.cpu_ms_per_request:.3f} | — | "
+            f"costs {cost:.0%} of the rate, {cpu:.0%} more CPU: default {implied} (< {ACCESS_LOG_COST:.0%} for on); "
+            f"it is {actual} | {'yes' if implied == actual else 'no'} |")

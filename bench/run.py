@@ -1,9 +1,12 @@
-"""python -m bench: stagegate vs Verdaccio 6.8.0 on this machine, in one run, as ratios.
+"""python -m bench: stagegate vs Verdaccio 6.8.0 on this machine, in one run, as ratios, and every read
+also as a fraction of its floor (the broker's server stack answering a canned body of the same size).
 
 Workloads: sequential publishes of one package (16 KiB tarballs), concurrent publishes of distinct
-packages (1 MiB), full and abbreviated packument GETs and tarball GETs at concurrency 16; for
-stagegate alone: stage publish, the OIDC exchange against its in-process floor, and the broker's
-peak memory while it receives a 100 MiB stage upload.
+packages (1 MiB), then GETs driven by wrk: tarballs, and full and abbreviated packuments of a small
+package and of a realistic one (300 versions, readme, dependencies); for stagegate alone: the OIDC
+exchange against its in-process floor, and peak memory while it receives a 100 MiB stage upload.
+Verdaccio runs in its fastest configuration as secure as ours (JWT API tokens) and, as a second
+column, with its default token handling.
 """
 
 from __future__ import annotations
@@ -11,10 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import socket
+import subprocess
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -23,18 +27,17 @@ from tests.support.issuer import FakeIssuer
 from tests.support.otp import Authenticator
 from tests.support.packages import publish_document, tarball
 
-from . import load, report
+from . import load, report, wrk
 from .floor import exchange_floor
-from .servers import Server, create_user, rss_kib, start_ceiling, start_stagegate, start_verdaccio
+from .servers import (Server, VERDACCIO_VERSION, create_user, rss_kib, start_floor, start_stagegate, start_verdaccio,
+                      tree_cpu_seconds)
+from .shapes import realistic_document, sized_document
 
 MIB = 1024 * 1024
 WARMUP = 100  # requests sent, and not timed, before each measured workload (both registries alike)
 CORGI = "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*"
-
-
-def doc_with_random_payload(name: str, version: str, size: int) -> dict:
-    return publish_document(name, version, data=tarball({"name": name, "version": version},
-                                                        {"package/payload.bin": os.urandom(size)}))
+GZIP = "gzip, deflate"  # what the npm CLI sends (minipass-fetch)
+SMALL, REALISTIC = "bench-pkg", "bench-realistic"
 
 
 def put(server: Server, token: str, name: str, doc: dict):
@@ -43,71 +46,80 @@ def put(server: Server, token: str, name: str, doc: dict):
     return lambda client: client.put(server.url + name.replace("/", "%2f"), content=body, headers=headers)
 
 
-def get(url: str, accept: str = "application/json"):
-    return lambda client: client.get(url, headers={"accept": accept})
-
-
 def publish_sequential(server: Server, token: str, name: str, versions: int) -> load.Result:
-    docs = [doc_with_random_payload(name, f"1.{i}.0", 16 * 1024) for i in range(versions)]
+    docs = [sized_document(name, f"1.{i}.0", 16 * 1024) for i in range(versions)]
     return load.run([put(server, token, name, d) for d in docs], concurrency=1, pid=server.pid)
 
 
 def publish_concurrent(server: Server, token: str, prefix: str, count: int) -> load.Result:
-    docs = [(f"{prefix}-{i}", doc_with_random_payload(f"{prefix}-{i}", "1.0.0", MIB)) for i in range(count)]
+    docs = [(f"{prefix}-{i}", sized_document(f"{prefix}-{i}", "1.0.0", MIB)) for i in range(count)]
     return load.run([put(server, token, n, d) for n, d in docs], concurrency=8, pid=server.pid)
 
 
-def reads(server: Server, name: str, count: int) -> dict[str, load.Result]:
-    url = server.url + name
-    packument = httpx.get(url).json()
-    tarballs = [v["dist"]["tarball"] for v in packument["versions"].values()]
-    load.run([get(url) for _ in range(WARMUP)] + [get(url, CORGI) for _ in range(WARMUP)] +
-             [get(tarballs[i % len(tarballs)], "*/*") for i in range(WARMUP)], 16)  # caches, JIT, pools
+def publish_realistic(server: Server, token: str, versions: int) -> None:
+    docs = [realistic_document(REALISTIC, f"{i // 20}.{i % 20}.0", i) for i in range(versions)]
+    result = load.run([put(server, token, REALISTIC, d) for d in docs], concurrency=1)
+    if result.failures:
+        raise RuntimeError(f"{server.name}: {result.failures} realistic publishes failed")
+
+
+def read_shapes(server: Server) -> dict[str, tuple[str, dict[str, str], list[str] | None]]:
+    """Each read workload: (URL, request headers, paths to rotate through or None)."""
+    packument = httpx.get(server.url + SMALL).json()
+    tarballs = ["/" + v["dist"]["tarball"].split("/", 3)[3] for v in packument["versions"].values()]
     return {
-        "packument (full)": load.run([get(url) for _ in range(count)], 16, pid=server.pid),
-        "packument (abbreviated)": load.run([get(url, CORGI) for _ in range(count)], 16, pid=server.pid),
-        "tarball": load.run([get(tarballs[i % len(tarballs)], "*/*") for i in range(count)], 16, pid=server.pid),
+        "GET tarball (16 KiB)": (server.url + SMALL, {"accept": "*/*"}, tarballs),
+        "GET small packument (full)": (server.url + SMALL, {"accept": "application/json", "accept-encoding": GZIP},
+                                       None),
+        "GET small packument (abbreviated)": (server.url + SMALL, {"accept": CORGI, "accept-encoding": GZIP}, None),
+        "GET realistic packument (full)": (server.url + REALISTIC, {"accept": "application/json",
+                                                                    "accept-encoding": GZIP}, None),
+        "GET realistic packument (abbreviated)": (server.url + REALISTIC, {"accept": CORGI, "accept-encoding": GZIP},
+                                                  None),
     }
 
 
-def wire_bytes(url: str, accept: str) -> int:
+def wire_bytes(url: str, headers: dict[str, str]) -> int:
     """The size of a response body as sent (compressed, if the server compressed it)."""
-    response = httpx.get(url, headers={"accept": accept})
+    response = httpx.get(url, headers=headers)
     response.raise_for_status()
     return response.num_bytes_downloaded
 
 
-def client_ceiling(workdir: Path, size: int, requests: Callable[[str], list]) -> load.Result:
-    """The same requests sent to bench/ceiling.py answering `size` bytes: the client's own limit."""
-    server = start_ceiling(workdir, size)
-    try:
-        return load.run(requests(server.url), 16)
-    finally:
-        server.stop()
-
-
-def ceilings(workdir: Path, stagegate: Server, name: str, count: int, jwts: list[str]) -> dict[str, load.Result]:
-    url = stagegate.url + name
-    tarball_url = next(iter(httpx.get(url).json()["versions"].values()))["dist"]["tarball"]
-    shapes = {"GET packument (full)": (wire_bytes(url, "application/json"), "application/json"),
-              "GET packument (abbreviated)": (wire_bytes(url, CORGI), CORGI),
-              "GET tarball": (wire_bytes(tarball_url, "*/*"), "*/*")}
-    found = {workload: client_ceiling(workdir, size, lambda base, a=accept: [get(base + name, a)] * count)
-             for workload, (size, accept) in shapes.items()}
-    found["OIDC exchange"] = client_ceiling(workdir, 100, lambda base: [
-        lambda c, j=j: c.post(f"{base}-/npm/v1/oidc/token/exchange/package/{name}",
-                              headers={"authorization": f"Bearer {j}"}) for j in jwts])
+def reads(server: Server, seconds: int, workdir: Path) -> dict[str, wrk.WrkResult]:
+    found = {}
+    for workload, (url, headers, paths) in read_shapes(server).items():
+        wrk.run(url, 2, headers=headers, paths=paths, workdir=workdir)  # warm: caches, JIT, pools
+        found[workload] = wrk.run(url, seconds, headers=headers, paths=paths, workdir=workdir,
+                                  cpu=lambda: tree_cpu_seconds(server.pid))
+        print(f"  {workload}: {found[workload].rate:.0f}/s", flush=True)
     return found
 
 
-def stagegate_only(server: Server, issuer: FakeIssuer, workdir: Path, versions: int, exchanges: int) -> dict:
+def floors(stagegate: Server, seconds: int, workdir: Path, workers: int) -> dict[str, wrk.WrkResult]:
+    """Each read's floor: the same request against the bare stack answering the same number of bytes."""
+    found = {}
+    for workload, (url, headers, paths) in read_shapes(stagegate).items():
+        size = wire_bytes(url if paths is None else stagegate.url + paths[0][1:], headers)
+        floor = start_floor(workdir, size, workers)
+        try:
+            wrk.run(floor.url, 2)
+            found[workload] = wrk.run(floor.url + "x", seconds, headers=headers,
+                                      cpu=lambda: tree_cpu_seconds(floor.pid))
+        finally:
+            floor.stop()
+        print(f"  floor of {workload} ({size} bytes): {found[workload].rate:.0f}/s", flush=True)
+    return found
+
+
+def stagegate_only(server: Server, issuer: FakeIssuer, workdir: Path, exchanges: int) -> dict:
     token = create_user(server, "stager")
     auth = {"authorization": f"Bearer {token}"}
     name = "bench-staged"
     httpx.put(server.url + name, json=publish_document(name, "0.0.1"), headers=auth).raise_for_status()
-    docs = [doc_with_random_payload(name, f"2.{i}.0", 16 * 1024) for i in range(versions)]
+    docs = [sized_document(name, f"2.{i}.0", 16 * 1024) for i in range(100)]
     stage = load.run([lambda c, d=d: c.post(f"{server.url}-/stage/package/{name}", json=d, headers=auth)
-                      for d in docs], concurrency=1)
+                      for d in docs], concurrency=1, pid=server.pid)
     started = httpx.post(server.url + "-/npm/v1/user", headers=auth,
                          json={"tfa": {"mode": "auth-and-writes", "password": "bench password 1"}})
     authenticator = Authenticator.from_otpauth(started.json()["tfa"])
@@ -128,7 +140,7 @@ def stagegate_only(server: Server, issuer: FakeIssuer, workdir: Path, versions: 
 
 def memory(workdir: Path, size: int) -> dict:
     """Peak RSS growth of a fresh broker while it receives one stage upload of `size` bytes."""
-    server = start_stagegate(workdir, {"STAGEGATE_MAX_TARBALL_BYTES": str(size + 8 * MIB)})
+    server = start_stagegate(workdir, {"STAGEGATE_MAX_TARBALL_BYTES": str(size + 8 * MIB)}, workers=1)
     try:
         token = create_user(server, "big")
         auth = {"authorization": f"Bearer {token}"}
@@ -164,45 +176,120 @@ def _declared_oversize(server: Server, token: str, length: int) -> int:
     return int(answer.split()[1])
 
 
+def document_sizes(server: Server) -> str:
+    """The packuments' sizes as served (decoded, and on the wire with gzip), to say what was read."""
+    found = []
+    for name in (SMALL, REALISTIC):
+        for label, accept in (("full", "application/json"), ("abbreviated", CORGI)):
+            response = httpx.get(server.url + name, headers={"accept": accept, "accept-encoding": GZIP})
+            found.append(f"{name} {label} {len(response.content) / 1024:.0f} KiB "
+                         f"({response.num_bytes_downloaded / 1024:.0f} KiB gzipped)")
+    return ", ".join(found)
+
+
+def access_log_cost(workdir: Path, seconds: int, workers: int) -> dict[str, wrk.WrkResult]:
+    """Tarball GETs from two fresh brokers in turn, the access log on (the default) and off."""
+    found = {}
+    for label, enabled in (("on", "true"), ("off", "false")):
+        server = start_stagegate(workdir, {"STAGEGATE_ACCESS_LOG": enabled}, workers=workers)
+        try:
+            token = create_user(server, "logs")
+            for index in range(10):
+                put(server, token, SMALL, sized_document(SMALL, f"1.{index}.0", 16 * 1024))(httpx).raise_for_status()
+            url, headers, paths = read_shapes(server)["GET tarball (16 KiB)"]
+            wrk.run(url, 2, headers=headers, paths=paths, workdir=workdir)
+            found[label] = wrk.run(url, seconds, headers=headers, paths=paths, workdir=workdir,
+                                   cpu=lambda: tree_cpu_seconds(server.pid))
+        finally:
+            server.stop()
+    return found
+
+
+def machine() -> dict[str, str]:
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+    return {"cpu": f"{model}, {os.cpu_count()} cores", "os": platform.platform(),
+            "python": f"{platform.python_implementation()} {platform.python_version()}", "node": node,
+            "verdaccio": VERDACCIO_VERSION, "wrk": wrk.version(), "date": time.strftime("%Y-%m-%d %H:%M UTC",
+                                                                                        time.gmtime())}
+
+
+def fsync_ms(folder: Path, rounds: int = 50) -> float:
+    """What one durable 16 KiB write costs on this disk (write + fsync), in ms: stagegate pays three of
+    these per publish (the blob, its directory, SQLite's commit); Verdaccio never fsyncs."""
+    started = time.perf_counter()
+    for index in range(rounds):
+        fd = os.open(folder / f"fsync-{index}", os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, b"x" * 16384)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    return (time.perf_counter() - started) * 1000 / rounds
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def measure_registry(server: Server, args, workdir: Path) -> dict:
+    print(f"== {server.name}", flush=True)
+    token = create_user(server, "bench")
+    found = {"publish 16 KiB (sequential)": publish_sequential(server, token, SMALL, args.versions)}
+    found["publish 1 MiB (8 concurrent)"] = publish_concurrent(server, token, "bench-big", args.packages)
+    publish_realistic(server, token, args.realistic_versions)
+    found.update(reads(server, args.seconds, workdir))
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--versions", type=int, default=300, help="versions of the read-heavy package")
+    parser.add_argument("--versions", type=int, default=100, help="16 KiB versions published sequentially")
+    parser.add_argument("--realistic-versions", type=int, default=300, help="versions of the realistic package")
     parser.add_argument("--packages", type=int, default=40, help="distinct 1 MiB packages published concurrently")
-    parser.add_argument("--reads", type=int, default=2000, help="requests per read workload")
+    parser.add_argument("--seconds", type=int, default=8, help="seconds of each wrk read run")
     parser.add_argument("--exchanges", type=int, default=2000)
     parser.add_argument("--upload-mib", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="stagegate's workers (default: its own default, one per core)")
+    parser.add_argument("--no-default-verdaccio", action="store_true",
+                        help="skip the column of Verdaccio with its default (legacy, bcrypt-checked) tokens")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args(argv)
+    wrk.ensure_wrk()
     workdir = Path(tempfile.mkdtemp(prefix="stagegate-bench-"))
+    info = {**machine(), "fsync of 16 KiB": f"{fsync_ms(workdir):.2f} ms", "load before": load_average(),
+            "stagegate workers": str(args.workers)}
     issuer = FakeIssuer().start()
-    servers = {"stagegate": start_stagegate(workdir, {"STAGEGATE_OIDC_GITHUB_ISSUER": issuer.url}),
-               "verdaccio": start_verdaccio(workdir)}
-    results: dict[str, dict[str, load.Result]] = {}
+    results: dict[str, dict] = {}
     try:
-        for label, server in servers.items():
-            print(f"== {label}")
-            token = create_user(server, "bench")
-            results.setdefault("publish (sequential, 16 KiB)", {})[label] = publish_sequential(
-                server, token, "bench-pkg", args.versions)
-            results.setdefault("publish (concurrent, 1 MiB)", {})[label] = publish_concurrent(
-                server, token, "bench-big", args.packages)
-            for workload, result in reads(server, "bench-pkg", args.reads).items():
-                results.setdefault(f"GET {workload}", {})[label] = result
-        print("== stagegate only")
-        extra = stagegate_only(servers["stagegate"], issuer, workdir, 100, args.exchanges)
-        print("== the client's ceiling")
-        limits = ceilings(workdir, servers["stagegate"], "bench-pkg", args.reads,
-                          [issuer.token() for _ in range(args.exchanges)])
+        stagegate = start_stagegate(workdir, {"STAGEGATE_OIDC_GITHUB_ISSUER": issuer.url}, workers=args.workers)
+        try:
+            results["stagegate"] = measure_registry(stagegate, args, workdir)
+            info["packuments"] = document_sizes(stagegate)
+            print("== the floors", flush=True)
+            results["floor"] = floors(stagegate, args.seconds, workdir, args.workers)
+            print("== stagegate only", flush=True)
+            extra = stagegate_only(stagegate, issuer, workdir, args.exchanges)
+        finally:
+            stagegate.stop()
+        print("== the access log's cost", flush=True)
+        extra["access log"] = access_log_cost(workdir, args.seconds, args.workers)
+        for fast in (True, False) if not args.no_default_verdaccio else (True,):
+            verdaccio = start_verdaccio(workdir, fast=fast)
+            try:
+                results[verdaccio.name] = measure_registry(verdaccio, args, workdir)
+            finally:
+                verdaccio.stop()
     finally:
-        for server in servers.values():
-            server.stop()
         issuer.stop()
-    print("== memory")
+    print("== memory", flush=True)
     mem = memory(workdir, args.upload_mib * MIB)
-    table = report.table(results, extra, mem, limits)
+    info["load after"] = load_average()
+    table = report.table(results, extra, mem, info)
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latest.md").write_text(table + "\n")
-    report.plot(results, extra, mem, args.out / "ratios.png", limits)
-    print(f"wrote {args.out / 'latest.md'} and {args.out / 'ratios.png'}")
+    print(f"wrote {args.out / 'latest.md'}")
     return 0

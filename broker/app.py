@@ -21,13 +21,12 @@ from .api.context import Broker
 from .domain.trust import CREATE_PACKAGE, CREATE_STAGED_PACKAGE
 from .api.bodies import EMPTY, Body, BodyLimits, ClientGone, UploadBudget, declared_length, receive_body
 from .api.gate import check_before_body
-from .api.http import Req, Route, error_response, parse_query, resolve, route
+from .api.http import Req, Route, error_response, parse_query, request_variant, resolve, route
 from .errors import RegistryError
 from .services import delivery
-from .logs import redact, request_id, request_id_from
+from .logs import AccessLog, redact, request_id, request_id_from
 
 log = logging.getLogger("stagegate")
-access_log = logging.getLogger("stagegate.access")
 
 
 LOGIN_BODY = 8 * 1024  # name, password, email: a login never needs more, and anyone may send one
@@ -120,32 +119,70 @@ class _InFlight:
     body_pending: bool = False  # a body the client sent (or is sending) that was not read in full
     status: int | None = None
     route: str = metrics.UNMATCHED  # the matched route's template: the metrics' label, never the raw path
+    ready: tuple[int, tuple[bool, bool]] | None = None  # (generation, variant): an answer every anonymous caller gets
 
 
 class RegistryApp:
     """The ASGI application. Routing works on the raw path so that @scope%2fname stays one segment."""
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: Broker, log_format: str | None = None) -> None:
         self.broker = broker
         self.routes = routes(broker)
         settings = broker.settings
-        self.budget = UploadBudget(settings.upload_budget_bytes)
+        self.budget = UploadBudget(settings.upload_budget_per_worker())
         self.upload_dir = settings.data_dir / "tmp"
         self.upload_dir.mkdir(parents=True, exist_ok=True)
         self.idle_seconds, self.total_seconds = settings.body_idle_timeout, settings.body_total_timeout
+        self.access = AccessLog(log_format or settings.log_format) if settings.access_log else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
+        if scope["type"] == "http":
+            if scope["method"] == "GET" and not scope.get("query_string") and await self._send_ready(scope, send):
+                return
+            await self._serve(scope, receive, send)
+        elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
-            return
-        if scope["type"] != "http":
-            return
+
+    async def _send_ready(self, scope: Scope, send: Send) -> bool:
+        """Answer an anonymous GET from a response kept whole since the last write (api/readcache.py):
+        no thread, no request object, no route matching, no database. False: not kept, serve it."""
+        generation, raw_path = self.broker.db.generation, scope.get("raw_path")
+        if generation is None or raw_path is None:
+            return False
+        accept = encoding = client_id = None
+        for name, value in scope["headers"]:  # the first of a repeated header, as Starlette's Headers.get
+            if name == b"accept":
+                accept = value.decode("latin-1") if accept is None else accept
+            elif name == b"accept-encoding":
+                encoding = value.decode("latin-1") if encoding is None else encoding
+            elif name == b"x-request-id":
+                client_id = value.decode("latin-1") if client_id is None else client_id
+            elif name == b"authorization" or name == b"transfer-encoding" or (name == b"content-length"
+                                                                                and value != b"0"):
+                return False  # a credential decides per caller; a body is the slow path's to refuse
+        started = time.monotonic()
+        ready = self.broker.ready.get((raw_path, *request_variant(accept, encoding)), generation.value())
+        if ready is None:
+            return False
+        rid = request_id_from(client_id)
+        request_id.set(rid)
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [*ready.headers, (b"x-request-id", rid.encode())]})
+        await send({"type": "http.response.body", "body": ready.body})
+        client = scope.get("client")
+        self._finished(ready.route, "GET", raw_path.decode("latin-1"), 200, started, client[0] if client else None)
+        return True
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         request_id.set(request_id_from(request.headers.get("x-request-id")))
         raw_path = scope.get("raw_path", request.url.path.encode()).decode("latin-1").split("?")[0]
         started, held = time.monotonic(), _InFlight()
         try:
             response = await self._respond(request, raw_path, held)
+            if held.ready is not None and response.status_code == 200:
+                self.broker.ready.put((raw_path.encode("latin-1"), *held.ready[1]), held.ready[0], held.route,
+                                      list(response.raw_headers), response.body)
             response.headers["x-request-id"] = request_id.get() or ""
             if raw_path == "/-/review" or raw_path.startswith("/-/review/"):  # refusals before the handler too
                 for name, value in review.SECURITY_HEADERS.items():
@@ -161,11 +198,15 @@ class RegistryApp:
             held.payload.close()
             self.budget.give_back(held.budget_taken)
             if held.status is not None:
-                metrics.observe_request(held.route, request.method, held.status, time.monotonic() - started)
-                access_log.info("%s %s %d", request.method, raw_path, held.status,
-                                extra={"method": request.method, "path": redact(raw_path), "status": held.status,
-                                       "duration_ms": round((time.monotonic() - started) * 1000, 1),
-                                       "client": request.client.host if request.client else None})
+                self._finished(held.route, request.method, raw_path, held.status, started,
+                               request.client.host if request.client else None)
+
+    def _finished(self, route: str, method: str, raw_path: str, status: int, started: float,
+                  client: str | None) -> None:
+        seconds = time.monotonic() - started
+        metrics.observe_request(route, method, status, seconds)
+        if self.access is not None and self.access.enabled():
+            self.access.line(method, raw_path, status, seconds, client)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -179,6 +220,8 @@ class RegistryApp:
                 pruning.cancel()
                 sweeping.cancel()
                 delivering.cancel()
+                if self.access is not None:
+                    self.access.flush()
                 self.broker.db.dispose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -197,6 +240,9 @@ class RegistryApp:
             client = request.client.host if request.client else None
             req = Req(method, raw_path, params, parse_query(request.scope.get("query_string", b"")),
                       request.headers, EMPTY, client)
+            generation = self.broker.db.generation
+            if method == "GET" and generation is not None:
+                req.extra["generation"] = generation.value()  # read before the handler's queries
             if held.body_pending and method not in ("GET", "HEAD"):
                 await to_thread.run_sync(check_before_body, self.broker, matched, req)
                 limits = BodyLimits(matched.max_body, self.idle_seconds, self.total_seconds)
@@ -210,6 +256,9 @@ class RegistryApp:
                 response = await matched.handler(self.broker, req)
             else:
                 response = await to_thread.run_sync(_handle, matched, self.broker, req)
+            if "ready" in req.extra and "generation" in req.extra and not req.query and \
+                    "authorization" not in req.headers:
+                held.ready = (req.extra["generation"], req.extra["ready"])
         except RegistryError as exc:
             return error_response(exc)
         except ClientGone:

@@ -30,14 +30,23 @@ def serve(args: argparse.Namespace) -> int:
     from .security.signing import KeyringError
 
     settings = _settings()
+    workers = args.workers or settings.resolved_workers()
+    if workers < 1:
+        sys.exit("stagegate-broker: --workers must be at least 1")
+    settings = settings.model_copy(update={"workers": workers})  # each worker's share of the upload budget
     log_format = args.log_format or settings.log_format
     logging.config.dictConfig(logging_config(args.log_level, log_format))
     try:
         broker = build_broker(settings, args.host, args.port)
     except (SchemaOutOfDate, KeyringError) as exc:
         sys.exit(f"stagegate-broker: {exc}")
-    logging.getLogger("stagegate").info("serving %s (data in %s)", broker.public_url, settings.data_dir.resolve())
-    run(RegistryApp(broker), settings, args.host, args.port, args.log_level, log_format)
+    logging.getLogger("stagegate").info("serving %s (data in %s, %d worker%s)", broker.public_url,
+                                        settings.data_dir.resolve(), workers, "" if workers == 1 else "s")
+    if workers == 1:
+        run(RegistryApp(broker, log_format), settings, args.host, args.port, args.log_level, log_format)
+    else:  # this process only prepared the store and keys; each worker opens its own
+        broker.db.dispose()
+        run(None, settings, args.host, args.port, args.log_level, log_format, workers)
     return 0
 
 
@@ -77,7 +86,7 @@ def db_upgrade(args: argparse.Namespace) -> int:
 
     settings = _settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.resolved_database_url())
+    db = Database(settings.resolved_database_url(), settings.generation_file())
     before = schema.current(db)
     schema.upgrade(db)
     after = schema.current(db)
@@ -205,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     p_serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p_serve.add_argument("--log-format", choices=["json", "plain"], default=None,
                          help="JSON objects, one per line (default; STAGEGATE_LOG_FORMAT), or plain text")
+    p_serve.add_argument("--workers", type=int, default=None,
+                         help="server processes sharing the port (default: STAGEGATE_WORKERS, else one per CPU core)")
     p_serve.set_defaults(func=serve)
     p_user = sub.add_parser("user", help="manage accounts")
     user_sub = p_user.add_subparsers(dest="user_command", required=True)

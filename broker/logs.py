@@ -3,12 +3,14 @@ of a request, and no token, JWT or password path segment in any of them."""
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import json
 import logging
 import re
+import secrets
+import sys
 import time
-import uuid
 from typing import Any
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
@@ -32,7 +34,7 @@ def request_id_from(header: str | None) -> str:
     """The client's X-Request-Id when it is a sane one (short, no spaces or control characters), else a new one."""
     if header and _REQUEST_ID.fullmatch(header) and redact(header) == header:
         return header
-    return uuid.uuid4().hex
+    return secrets.token_hex(16)  # 32 hex digits, as uuid4().hex, at a fifth of its cost
 
 
 class RedactingFilter(logging.Filter):
@@ -102,3 +104,62 @@ def logging_config(level: str, fmt: str) -> dict[str, Any]:
             "httpcore": {"level": "WARNING"},
         },
     }
+
+
+_quote = json.encoder.encode_basestring  # type: ignore[attr-defined]  # a JSON string literal, in C
+
+
+class AccessLog:
+    """The access log (logger `stagegate.access`): the same line the logging path would write, built
+    without a LogRecord, a filter or a formatter, and written in batches: the lines of one turn of the
+    event loop go out in one write, right after it (no line waits for a timer, none is lost on a quiet
+    server). Only the path can carry a secret (a request id is refused unless sane), and it is redacted."""
+
+    def __init__(self, fmt: str, stream=None) -> None:
+        self._json = fmt == "json"
+        self._stream = stream
+        self._logger = logging.getLogger("stagegate.access")
+        self._pending: list[str] = []
+        self._second = -1
+        self._stamp = ""
+
+    def enabled(self) -> bool:
+        return self._logger.isEnabledFor(logging.INFO)
+
+    def line(self, method: str, raw_path: str, status: int, seconds: float, client: str | None) -> None:
+        path = redact(raw_path) if ("sg_" in raw_path or "eyJ" in raw_path or "/token" in raw_path) else raw_path
+        now = time.time()
+        stamp = self._timestamp(now)
+        rid = request_id.get()
+        if self._json:  # the keys JsonFormatter writes, in its order, formatted by hand (a third of json.dumps)
+            quoted, message = _quote(path), _quote(f"{method} {path} {status}")
+            text = (f'{{"time": "{stamp}.{int(now % 1 * 1000):03d}Z", "level": "info", "logger": "stagegate.access", '
+                    f'"message": {message}, ' + (f'"request_id": {_quote(rid)}, ' if rid else "") +
+                    f'"method": {_quote(method)}, "path": {quoted}, "status": {status}, '
+                    f'"duration_ms": {round(seconds * 1000, 1)}, "client": {_quote(client) if client else "null"}}}')
+        else:
+            text = f"{stamp.replace('T', ' ')},{int(now % 1 * 1000):03d} INFO stagegate.access: {method} {path} {status}"
+            if rid:
+                text += f" [{rid}]"
+        if not self._pending:
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # not on the event loop (a test): at once
+                self._pending.append(text + "\n")
+                self.flush()
+                return
+        self._pending.append(text + "\n")
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        text, self._pending = "".join(self._pending), []
+        stream = self._stream or sys.stderr
+        stream.write(text)
+        stream.flush()
+
+    def _timestamp(self, now: float) -> str:
+        second = int(now)
+        if second != self._second:
+            self._second, self._stamp = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return self._stamp

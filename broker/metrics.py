@@ -41,9 +41,15 @@ UNMATCHED = "unmatched"
 
 
 def observe_request(route: str, method: str, status: int, seconds: float) -> None:
-    method = method if method in METHODS else "other"
-    REQUESTS.labels(route, method, str(status)).inc()
-    LATENCY.labels(route, method).observe(seconds)
+    count, latency = _request_series(route, method if method in METHODS else "other", status)
+    count.inc()
+    latency.observe(seconds)
+
+
+@lru_cache(maxsize=4096)  # the labels are bounded (route templates x methods x statuses): this holds them all
+def _request_series(route: str, method: str, status: int):
+    """The two series of one (route, method, status): looked up once, not on every request."""
+    return REQUESTS.labels(route, method, str(status)), LATENCY.labels(route, method)
 
 
 def exchange_granted() -> None:

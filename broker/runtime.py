@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .api.context import Broker
+from .api.readcache import ReadyResponses
 from .oidc.issuers import providers, trusted_issuers
 from .security.secrets import SecretBox, load_or_create_key
 from .security.signing import load_or_create_keyring
@@ -20,7 +21,7 @@ class SchemaOutOfDate(Exception):
 def open_database(settings: Settings) -> Database:
     """The database at the current schema: the embedded default migrates itself on start; any other
     database must be upgraded explicitly (`stagegate-broker db upgrade`), once, by one process."""
-    db = Database(settings.resolved_database_url())
+    db = Database(settings.resolved_database_url(), settings.generation_file())
     if settings.embedded:
         schema.upgrade(db)
     elif not schema.is_current(db):
@@ -44,4 +45,5 @@ def build_broker(settings: Settings, host: str = "127.0.0.1", port: int = 4873) 
                   blobs=blob_store(settings.blob_url, settings.data_dir, settings.s3_endpoint_url),
                   box=SecretBox(key), public_url=settings.resolved_public_url(host, port),
                   issuers=trusted_issuers(settings, in_use), providers=providers(),
-                  keyring=load_or_create_keyring(settings.resolved_signing_key_file()))
+                  keyring=load_or_create_keyring(settings.resolved_signing_key_file()),
+                  ready=ReadyResponses(revalidate=settings.read_revalidate_seconds))

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import tempfile
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -79,8 +82,45 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
-def run(app, settings: Settings, host: str, port: int, log_level: str, log_format: str) -> None:
-    protocol = type("BrokerHttpProtocol", (HeaderTimeoutProtocol,), {"header_timeout": settings.header_timeout})
-    uvicorn.run(app, host=host, port=port, http=protocol, log_level=log_level,
-                log_config=logging_config(log_level, log_format), access_log=False, proxy_headers=False,
-                server_header=False, timeout_keep_alive=settings.keep_alive_timeout)
+def run(app, settings: Settings, host: str, port: int, log_level: str, log_format: str, workers: int = 1) -> None:
+    """Serve `app` in this process, or `workers` processes (each building its own app with
+    `worker_app`) sharing one listening socket. The caller has prepared the data dir, schema and keys
+    once, so that no two workers race to create them."""
+    HeaderTimeoutProtocol.header_timeout = settings.header_timeout
+    common = dict(host=host, port=port, http=HeaderTimeoutProtocol, log_level=log_level,
+                  log_config=logging_config(log_level, log_format), access_log=False, proxy_headers=False,
+                  server_header=False, timeout_keep_alive=settings.keep_alive_timeout)
+    if workers == 1:
+        uvicorn.run(app, **common)
+        return
+    # The workers are spawned, and read their settings from the environment: what the command line
+    # decided travels there (the public URL as resolved here, the log format, the worker count).
+    os.environ.update({"STAGEGATE_PUBLIC_URL": settings.resolved_public_url(host, port),
+                       "STAGEGATE_LOG_FORMAT": log_format, "STAGEGATE_WORKERS": str(workers)})
+    with _metrics_dir():
+        uvicorn.run("broker.server:worker_app", factory=True, workers=workers, **common)
+
+
+def worker_app():
+    """One worker's ASGI app (uvicorn imports this in each worker process)."""
+    from .app import RegistryApp
+    from .runtime import build_broker
+
+    settings = Settings()
+    HeaderTimeoutProtocol.header_timeout = settings.header_timeout
+    return RegistryApp(build_broker(settings), settings.log_format)
+
+
+@contextlib.contextmanager
+def _metrics_dir():
+    """Several processes count into one set of metrics through prometheus-client's multiprocess
+    files: a fresh directory for this server's lifetime, unless the operator named one."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="stagegate-metrics-") as folder:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+        try:
+            yield
+        finally:
+            del os.environ["PROMETHEUS_MULTIPROC_DIR"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -102,6 +103,22 @@ class Settings(BaseSettings):
     )
     log_format: Literal["json", "plain"] = Field(
         default="json", description="Log lines as JSON objects (one per line) or plain text for local runs."
+    )
+    workers: int | None = Field(
+        default=None, ge=1, le=64,
+        description="Server processes sharing the port (`serve --workers`); unset: one per CPU core.",
+    )
+    access_log: bool = Field(
+        default=False,
+        description="One structured line per request (logger stagegate.access, at info level). Off by default: "
+                    "it costs ~12% of a cached read's CPU (bench/), over the 10% a default may cost.",
+    )
+    read_revalidate_seconds: float | None = Field(
+        default=None, ge=0,
+        description="How long an anonymous GET may be answered from memory without asking the database. Unset: "
+                    "until any write, seen through the write-generation file every process over the database "
+                    "shares (next to the SQLite file, or in data_dir); set it when instances over one PostgreSQL "
+                    "database do not share data_dir on one host: their writes then show within this bound.",
     )
     session_token_days: int = Field(default=30, gt=0, description="Lifetime of login tokens.")
     metrics_token: str | None = Field(
@@ -229,6 +246,14 @@ class Settings(BaseSettings):
     def embedded(self) -> bool:
         return self.database_url is None
 
+    def generation_file(self) -> Path:
+        """The write-generation counter (store/generation.py): next to an SQLite database, which every
+        process that writes it must reach on one host anyway; in the data dir otherwise."""
+        url = self.resolved_database_url()
+        if url.startswith("sqlite:///") and not url.endswith(":memory:"):
+            return Path(url[len("sqlite:///"):].split("?")[0] + "-generation")
+        return self.data_dir / "write-generation"
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
@@ -242,3 +267,12 @@ class Settings(BaseSettings):
     @property
     def upload_budget_bytes(self) -> int:
         return self.uploads_in_flight_bytes or 3 * self.max_body_bytes
+
+    def resolved_workers(self) -> int:
+        return self.workers or os.cpu_count() or 1
+
+    def upload_budget_per_worker(self) -> int:
+        """Each worker holds its share of the budget (so the processes together hold no more than it),
+        but never less than one body of the largest size allowed (unless the whole budget is smaller)."""
+        budget = self.upload_budget_bytes
+        return max(budget // self.resolved_workers(), min(budget, self.max_body_bytes))

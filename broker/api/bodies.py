@@ -83,9 +83,16 @@ class BodyLimits:
 class Body:
     """A request body that has arrived in full: in memory when small, in a temporary file otherwise."""
 
-    def __init__(self, spool: BinaryIO | None = None, size: int = 0) -> None:
+    def __init__(self, spool: BinaryIO | None = None, size: int = 0, folder: Path | None = None) -> None:
         self._spool = spool
         self.size = size
+        self.folder = folder  # where its temporary files go (and those made from it)
+
+    def file(self) -> BinaryIO | None:
+        """The body to read in slices (close the Body when done), or None when there is none."""
+        if self._spool is not None:
+            self._spool.seek(0)
+        return self._spool
 
     def read(self) -> bytes:
         """The whole body, read once (later reads give b"" and free the temporary file)."""
@@ -124,7 +131,7 @@ async def receive_body(receive: Receive, limits: BodyLimits, budget: UploadBudge
                 taken += len(chunk)
                 spool.write(chunk)
             if not message.get("more_body", False):
-                return Body(spool, taken), taken
+                return Body(spool, taken, tmp_dir), taken
     except BaseException:
         spool.close()
         budget.give_back(taken)

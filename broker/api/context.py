@@ -10,7 +10,7 @@ from ..domain.trust import Provider
 from ..oidc.issuers import Issuers
 from ..security.secrets import SecretBox
 from ..security.signing import Keyring
-from .readcache import BlobCache, PackumentCache
+from .readcache import BlobCache, PackumentCache, ReadyResponses
 from ..settings import Settings
 from ..store.blobs import BlobStore
 from ..store.db import Database
@@ -28,6 +28,7 @@ class Broker:
     keyring: Keyring  # signs every version's dist (registry signatures)
     packuments: PackumentCache = field(default_factory=PackumentCache)
     blob_cache: BlobCache = field(default_factory=BlobCache)
+    ready: ReadyResponses = field(default_factory=ReadyResponses)
 
     @cached_property
     def audiences(self) -> list[str]:

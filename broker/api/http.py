@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import re
@@ -13,11 +14,13 @@ from urllib.parse import parse_qs, unquote
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
 
+from ..domain.packument import wants_abbreviated
 from ..errors import RegistryError, bad_request
 from .bodies import Body
 
 KIB = 1024
 SMALL_BODY = 256 * KIB
+SPILL_FROM = 4 * 1024 * KIB  # bodies larger than this are parsed with their long strings in files
 
 
 MAX_JSON_DEPTH = 64  # far deeper than any package document; deeper input is an attack on recursion
@@ -104,8 +107,17 @@ class Req:
         return parse_json(self.body)
 
     def take_json(self) -> Any:
-        """Parse the body, letting go of the raw bytes (and the temporary file) first: a publish then
-        peaks at about twice its size (the text and the attachment string), never more."""
+        """Parse the body, letting go of the raw bytes (and the temporary file) first. A large body is
+        parsed from its file with its long strings left in files (api/spill.py): a publish then
+        peaks at about its tarball's size; a smaller one at about twice its size."""
+        if self._bytes is None and self.payload.size > SPILL_FROM:
+            from .spill import parse_large_json  # it builds on this module
+
+            self._bytes = b""
+            try:
+                return parse_large_json(self.payload.file(), self.payload.folder)
+            finally:
+                self.payload.close()
         raw = self._bytes if self._bytes is not None else self.payload.read()
         self._bytes = b""
         if not raw:
@@ -193,6 +205,18 @@ def accepts_gzip(accept_encoding: str | None) -> bool:
                 return False
         return True
     return False
+
+
+@functools.lru_cache(maxsize=512)
+def request_variant(accept: str | None, accept_encoding: str | None) -> tuple[bool, bool]:
+    """What the representation of a GET depends on: (abbreviated packument wanted, gzip accepted)."""
+    return wants_abbreviated(accept), accepts_gzip(accept_encoding)
+
+
+def same_for_everyone(req: Req, abbreviated: bool, gzipped: bool) -> None:
+    """Mark this GET's answer as the one every anonymous caller with these headers gets: the app keeps
+    it whole (api/readcache.ReadyResponses) until the next write."""
+    req.extra["ready"] = (abbreviated, gzipped)
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:

@@ -22,7 +22,7 @@ from ..store import accounts, audit, registry
 from .auth import TRUST_ONLY, credential, enforce, require_account, require_login, trust_token_for
 from .bodies import body_as
 from .context import Broker
-from .http import Req, accepts_gzip, json_response
+from .http import Req, accepts_gzip, json_response, request_variant, same_for_everyone
 from .lookup import package_name, package_not_found, readable_package, writable_package
 
 GZIP_FROM = 1024  # smaller documents are sent as they are
@@ -61,9 +61,12 @@ def get_packument(b: Broker, req: Req) -> Response:
         raise package_not_found(name)
     kind, media_type = ("abbreviated", ABBREVIATED_TYPE) if abbreviated else ("full", "application/json")
     headers = {"vary": "accept, accept-encoding"}
-    if len(body) > GZIP_FROM and accepts_gzip(req.headers.get("accept-encoding")):
+    gzipped = accepts_gzip(req.headers.get("accept-encoding"))
+    if len(body) > GZIP_FROM and gzipped:
         body = b.packuments.gzipped(name.name, kind, body)
         headers["content-encoding"] = "gzip"
+    if pkg.access == "public":
+        same_for_everyone(req, abbreviated, gzipped)
     return Response(body, media_type=media_type, headers=headers)
 
 
@@ -97,6 +100,8 @@ def get_tarball(b: Broker, req: Req) -> Response:
     data = b.blob_cache.get_or_load(blob, lambda: b.blobs.get(blob))
     if data is None:
         raise RegistryError(500, f"the tarball {filename} of {name} is missing from storage")
+    if access == "public":
+        same_for_everyone(req, *request_variant(req.headers.get("accept"), req.headers.get("accept-encoding")))
     return Response(data, media_type="application/octet-stream")
 
 

@@ -1,4 +1,5 @@
-"""Read caches for the hot paths: serialized packuments per package revision, and tarball bytes.
+"""Read caches for the hot paths: serialized packuments per package revision, tarball bytes, and
+whole anonymous GET responses per write generation (served without a database round trip).
 
 A packument is rebuilt only when its package's `rev` changes (every write bumps it in the same
 transaction), so each read costs one indexed lookup of the rev, also across instances. Blobs are
@@ -10,8 +11,10 @@ from __future__ import annotations
 
 import gzip
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 
 
 class _Lru:
@@ -94,3 +97,38 @@ class BlobCache:
 
     def forget(self, key: str) -> None:
         self._lru.discard(key)
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """A whole response as sent: status 200, raw headers, body; valid while the generation holds."""
+
+    generation: int
+    stored_at: float
+    route: str  # the metrics label of the route that built it
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+
+class ReadyResponses:
+    """Whole answers to anonymous GETs (packuments, tarballs of public packages), keyed by the raw path
+    and the variant the request headers chose, each tagged with the write generation read before it
+    was built. One is served only while the generation is unchanged: any committed write, by any
+    process over the database, retires all of them (store/generation.py); with `revalidate` seconds
+    set, also once that old. Only handlers that say an answer is the same for every anonymous caller
+    put one here (a restricted package's never is)."""
+
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024, revalidate: float | None = None) -> None:
+        self._lru = _Lru(max_bytes)
+        self.revalidate = revalidate
+
+    def get(self, key: tuple, generation: int) -> Ready | None:
+        found = self._lru.get(key)
+        if found is None or found.generation != generation:
+            return None
+        if self.revalidate is not None and time.monotonic() - found.stored_at > self.revalidate:
+            return None
+        return found
+
+    def put(self, key: tuple, generation: int, route: str, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        self._lru.put(key, Ready(generation, time.monotonic(), route, headers, body), len(body) + 256)

@@ -63,7 +63,7 @@ def commit_version(b: Broker, request: PublishRequest, cred: Credential, state: 
     `before` runs first (creating a new package, say); `replay` may answer for a version that turns
     out taken (an idempotent retry); otherwise a taken number is refused as `check_version_free` says.
     """
-    blob = b.blobs.put(request.tarball)  # durable before any row refers to it
+    blob = b.blobs.put(request.tarball, request.digests.sha512_hex)  # durable before any row refers to it
     with b.db.write() as conn:
         check_still_granted(conn, cred)
         if before is not None:
@@ -83,7 +83,7 @@ def keep_blob(b: Broker, conn: Connection, blob: str, data: bytes) -> None:
     """In the write transaction whose rows refer to `blob`: the blob is there when they commit."""
     registry.lock_blob(conn, blob)
     if not b.blobs.exists(blob):  # deleted since our put, by a reject or unpublish of the same bytes
-        b.blobs.put(data)
+        b.blobs.put(data, blob)
 
 
 def delete_unused_blobs(b: Broker, blobs: list[str]) -> None:

@@ -10,7 +10,7 @@ from typing import Protocol
 
 
 class BlobStore(Protocol):
-    def put(self, data: bytes) -> str: ...
+    def put(self, data: bytes, key: str | None = None) -> str: ...
     def get(self, key: str) -> bytes | None: ...
     def exists(self, key: str) -> bool: ...
     def delete(self, key: str) -> None: ...
@@ -29,8 +29,9 @@ class FilesystemBlobStore:
             raise ValueError("blob keys are sha512 hex digests")
         return self.root / key[:2] / key
 
-    def put(self, data: bytes) -> str:
-        key = hashlib.sha512(data).hexdigest()
+    def put(self, data: bytes, key: str | None = None) -> str:
+        """`key`: the sha512 hex digest of `data` when the caller has it already (hashing once)."""
+        key = key or hashlib.sha512(data).hexdigest()
         path = self._path(key)
         if path.exists():
             return key
@@ -90,8 +91,9 @@ class S3BlobStore:
             raise ValueError("blob keys are sha512 hex digests")
         return f"{self.prefix}/{key[:2]}/{key}" if self.prefix else f"{key[:2]}/{key}"
 
-    def put(self, data: bytes) -> str:
-        key = hashlib.sha512(data).hexdigest()
+    def put(self, data: bytes, key: str | None = None) -> str:
+        """`key`: the sha512 hex digest of `data` when the caller has it already (hashing once)."""
+        key = key or hashlib.sha512(data).hexdigest()
         self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data,
                                 ContentType="application/octet-stream")
         return key

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -9,7 +11,11 @@ from concurrent.futures import Future
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, TypeVar
 
+from pathlib import Path
+
 from sqlalchemy import Connection, Engine, create_engine, event
+
+from .generation import Generation
 
 
 
@@ -134,14 +140,45 @@ class GroupCommit:
             return
 
 
+class _WriteLock:
+    """One writer at a time among this process's threads and every process that opens the same file."""
+
+    def __init__(self, path: Path) -> None:
+        self._threads = threading.Lock()
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def __enter__(self) -> None:
+        self._threads.acquire()
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._threads.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._threads.release()
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
 class Database:
     """`write()` for a state change (one transaction), `read()` for a consistent snapshot."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, generation_file: Path | None = None) -> None:
         self.url = url
+        # Bumped after every committed write, read before cached reads (store/generation.py); None:
+        # a process that caches nothing (a one-off CLI command still bumps when given the file).
+        self.generation = Generation(generation_file) if generation_file is not None else None
         # SQLite has one writer at a time: queue this process's writers on a lock instead of letting
         # them spin in SQLite's busy handler (whose sleeps make the tail latency explode).
-        self._write_lock = threading.Lock() if url.startswith("sqlite") else nullcontext()
+        self._write_lock: AbstractContextManager = nullcontext()
+        if url.startswith("sqlite"):
+            # ... and other processes' writers (workers) on a file lock, which wakes the next one as
+            # soon as it is free: SQLite's busy handler would poll with sleeps instead.
+            self._write_lock = (_WriteLock(generation_file.with_name(generation_file.name + ".lock"))
+                                if generation_file is not None else threading.Lock())
         if url.startswith("sqlite"):
             # Writers take the lock up front (no lock-upgrade deadlocks); readers never block in WAL.
             self._writer = _sqlite_engine(url, "BEGIN IMMEDIATE")
@@ -160,12 +197,18 @@ class Database:
         """One transaction; what `after_commit` queued on it runs once it has committed (never after a
         rollback: an exception out of the block skips it)."""
         queued: list[Callable[[], None]] = []
-        with self._write_lock, self._writer.begin() as conn:
-            conn.info[_AFTER_COMMIT] = queued
-            try:
-                yield conn
-            finally:
-                conn.info.pop(_AFTER_COMMIT, None)
+        try:
+            with self._write_lock, self._writer.begin() as conn:
+                conn.info[_AFTER_COMMIT] = queued
+                try:
+                    yield conn
+                finally:
+                    conn.info.pop(_AFTER_COMMIT, None)
+        finally:
+            # Also after a failure: a commit that raised may still have landed, and a spare bump
+            # costs one cache refill, a missing one a stale read.
+            if self.generation is not None:
+                self.generation.bump()
         for action in queued:
             action()
 
@@ -186,3 +229,9 @@ class Database:
         self._group.close()
         self._writer.dispose()
         self._reader.dispose()
+        if self.generation is not None:
+            self.generation.close()
+            self.generation = None
+        if isinstance(self._write_lock, _WriteLock):
+            self._write_lock.close()
+            self._write_lock = threading.Lock()

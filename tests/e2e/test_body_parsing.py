@@ -56,3 +56,27 @@ def test_deep_dist_tag_body_is_a_400(accounts, tmp_path):
     response = account.http("PUT", f"-/package/{name}/dist-tags/next", content=b"[" * 200_000,
                             headers={"content-type": "application/json"})
     assert response.status_code == 400, response.text[:300]
+
+
+@pytest.mark.parametrize("escaped", [False, True], ids=["plain", "slashes-escaped"])
+def test_a_large_publish_parsed_from_its_file_serves_the_same_bytes(accounts, broker, escaped):
+    """Bodies over 4 MiB are parsed with the attachment's base64 in a file (api/spill.py); JSON may
+    write "/" as "\\/" and the bytes must still come out the same."""
+    import hashlib
+    import json
+    import os
+
+    import httpx
+
+    from tests.support.packages import publish_document, tarball
+
+    account, name = accounts.create(), unique_name()
+    data = tarball({"name": name, "version": "1.0.0"}, {"package/blob.bin": os.urandom(5 * 1024 * 1024)})
+    text = json.dumps(publish_document(name, "1.0.0", data=data, manifest_extra={"readme": "r/" * 3_000_000}))
+    if escaped:
+        text = text.replace("/", "\\/")
+    response = account.http("PUT", name, content=text.encode(), headers={"content-type": "application/json"})
+    assert response.status_code == 200, response.text
+    served = httpx.get(f"{broker.url}{name}/-/{name}-1.0.0.tgz").content
+    assert hashlib.sha256(served).digest() == hashlib.sha256(data).digest()
+    assert httpx.get(broker.url + name).json()["readme"] == "r/" * 3_000_000

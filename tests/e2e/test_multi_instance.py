@@ -1,5 +1,6 @@
-"""Two broker instances over one PostgreSQL database and one S3 bucket: every cross-request
-guarantee holds with real concurrent requests split across both."""
+"""Two broker instances over one PostgreSQL database and one S3 bucket, and one broker with two worker
+processes over the suite's backend: every cross-request guarantee holds with real concurrent
+requests split across both."""
 
 from __future__ import annotations
 
@@ -15,13 +16,20 @@ from tests.support.trust import github_relationship
 TRUST = [github_relationship()]
 
 
-@pytest.fixture(scope="module")
-def pair(backends, broker_env):
-    storage = backends.storage("postgres")
-    first, second = backends.broker(storage, broker_env), backends.broker(storage, broker_env)
-    yield first, second
-    first.stop()
-    second.stop()
+@pytest.fixture(scope="module", params=["instances", "workers"])
+def pair(request, backends, broker_env):
+    """Two ways in to one registry: two instances (PostgreSQL, S3), or the one URL of a broker with two
+    workers (the suite's backend), where the kernel spreads the connections over both processes."""
+    if request.param == "instances":
+        storage = backends.storage("postgres")
+        first, second = backends.broker(storage, broker_env), backends.broker(storage, broker_env)
+        yield first, second
+        first.stop()
+        second.stop()
+    else:
+        both = backends.broker(env=broker_env, workers=2)
+        yield both, both
+        both.stop()
 
 
 @pytest.fixture
@@ -115,3 +123,18 @@ def test_the_same_otp_at_both_instances_is_accepted_once(pair, owner):
         statuses = list(pool.map(lambda i: at(pair[i % 2], "POST", "-/npm/v1/tokens", account.token, json=body,
                                               headers={"npm-otp": code}).status_code, range(6)))
     assert sorted(statuses) == [200] + [401] * 5, statuses
+
+
+def test_a_version_unpublished_at_one_is_gone_from_the_others_next_read(pair, owner):
+    account, name = owner
+    assert at(pair[0], "PUT", name, account.token, json=publish_document(name, "1.2.0")).status_code == 200
+    tarball = f"{name}/-/{name}-1.2.0.tgz"
+    for _ in range(4):  # kept in memory at both (every reader process has served it at least twice)
+        assert httpx.get(pair[1].url + tarball).status_code == 200
+        assert "1.2.0" in httpx.get(pair[1].url + name).json()["versions"]
+    document = at(pair[0], "GET", name, account.token).json()
+    del document["versions"]["1.2.0"]
+    assert at(pair[0], "PUT", f"{name}/-rev/{document['_rev']}", account.token, json=document).status_code == 200
+    for _ in range(4):
+        assert httpx.get(pair[1].url + tarball).status_code == 404
+        assert "1.2.0" not in httpx.get(pair[1].url + name).json()["versions"]

@@ -133,11 +133,11 @@ class Backends:
                            env={**os.environ, **storage}, check=True, capture_output=True, timeout=120)
 
     def broker(self, storage: dict[str, str] | None = None, env: dict[str, str] | None = None,
-               port: int | None = None) -> BrokerProcess:
+               port: int | None = None, workers: int = 1) -> BrokerProcess:
         """A started broker over `storage` (a fresh one unless given), schema upgraded as a deployer would."""
         storage = storage if storage is not None else self.storage()
         self.upgrade(storage)
-        process = BrokerProcess(Path(storage["STAGEGATE_DATA_DIR"]), env={**storage, **(env or {})})
+        process = BrokerProcess(Path(storage["STAGEGATE_DATA_DIR"]), env={**storage, **(env or {})}, workers=workers)
         if port is not None:
             process.port = port
         return process.start()

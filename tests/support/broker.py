@@ -28,6 +28,8 @@ class BrokerProcess:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
     log_level: str = "info"  # info: the access log is written, so the suite can check it never shows a secret
+    # One process unless a test is about workers: the suite starts dozens of brokers on a few cores.
+    workers: int = 1
 
     @property
     def url(self) -> str:
@@ -52,12 +54,14 @@ class BrokerProcess:
         return [(event, actor, json.loads(detail)) for event, actor, detail in rows]
 
     def start(self) -> "BrokerProcess":
-        env = {**os.environ, "STAGEGATE_DATA_DIR": str(self.data_dir), **self.env}
+        # The access log is on in every test broker, so the suite checks it never shows a secret.
+        env = {**os.environ, "STAGEGATE_DATA_DIR": str(self.data_dir), "STAGEGATE_ACCESS_LOG": "true", **self.env}
         self.log_path = self.data_dir.parent / f"broker-{self.data_dir.name}-{self.port}.log"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "broker.cli", "serve", "--port", str(self.port), "--log-level", self.log_level],
+            [sys.executable, "-m", "broker.cli", "serve", "--port", str(self.port), "--log-level", self.log_level,
+             "--workers", str(self.workers)],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60  # a loaded 2-core machine can take 20 s and more
         while time.monotonic() < deadline:

@@ -1,12 +1,14 @@
-"""The benchmark's verdicts (bench/report.py): what counts as met, and what the client could show."""
+"""The benchmark's verdicts (bench/report.py): what counts as met against the peer and the floor."""
 
 from __future__ import annotations
 
 from bench.load import Result
 from bench.report import table
+from bench.wrk import WrkResult
 
-MEMORY = {"idle_mib": 80, "peak_mib": 300, "growth_ratio": 2.5, "over_limit_status": 413, "over_limit_ms": 1,
-          "peak_after_refusal_mib": 300}
+MEMORY = {"idle_mib": 80, "peak_mib": 200, "growth_ratio": 1.2, "over_limit_status": 413, "over_limit_ms": 1,
+          "peak_after_refusal_mib": 200}
+INFO = {"cpu": "test", "load before": "0.1 0.1 0.1"}
 
 
 def result(rate: float, p99_ms: float = 10.0, count: int = 1000) -> Result:
@@ -14,8 +16,12 @@ def result(rate: float, p99_ms: float = 10.0, count: int = 1000) -> Result:
     return Result(count, count / rate, latencies, 0)
 
 
+def reads(rate: float) -> WrkResult:
+    return WrkResult(int(rate * 8), 8.0, 0.5, 2.0, 0)
+
+
 def row(text: str, workload: str) -> list[str]:
-    line = next(line for line in text.splitlines() if line.startswith(f"| {workload} |"))
+    line = next(line for line in text.splitlines() if line.startswith(f"| {workload}"))
     return [cell.strip() for cell in line.strip("|").split("|")]
 
 
@@ -23,25 +29,39 @@ def extra(exchange_rate: float, exchange_p99: float, floor: float = 1000.0) -> d
     return {"stage": result(200), "exchange": result(exchange_rate, exchange_p99), "floor": floor}
 
 
-def test_a_read_row_is_met_only_at_five_times_the_peer_with_a_p99_no_worse():
-    results = {"GET tarball": {"stagegate": result(5000, 20), "verdaccio": result(900, 30)},
-               "GET packument (full)": {"stagegate": result(4000, 40), "verdaccio": result(700, 30)}}
-    text = table(results, extra(600, 20), MEMORY)
-    assert row(text, "GET tarball")[7] == "yes"
-    assert row(text, "GET packument (full)")[7] == "no"  # 5.7× but a worse p99
+def results(sg: float, vd: float, floor: float) -> dict:
+    return {"stagegate": {"GET tarball (16 KiB)": reads(sg), "publish 16 KiB (sequential)": result(sg / 10)},
+            "verdaccio": {"GET tarball (16 KiB)": reads(vd), "publish 16 KiB (sequential)": result(vd / 10)},
+            "floor": {"GET tarball (16 KiB)": reads(floor)}}
 
 
-def test_the_ceiling_column_says_when_a_target_is_beyond_what_the_client_can_send():
-    results = {"GET tarball": {"stagegate": result(1500), "verdaccio": result(800)},
-               "GET packument (full)": {"stagegate": result(1200), "verdaccio": result(150)}}
-    limits = {"GET tarball": result(1800), "GET packument (full)": result(1800)}
-    text = table(results, extra(600, 20), MEMORY, limits)
-    assert row(text, "GET tarball")[-1] == "no: needs 4000/s"
-    assert row(text, "GET packument (full)")[-1] == "yes"
+def test_a_tarball_row_needs_five_times_the_peer_and_thirty_percent_of_the_floor():
+    assert row(table(results(6000, 1000, 20000), extra(600, 20), MEMORY, INFO), "GET tarball")[-1] == "yes"
+    assert row(table(results(4000, 1000, 10000), extra(600, 20), MEMORY, INFO), "GET tarball")[-1] == "no"
+    assert row(table(results(6000, 1000, 30000), extra(600, 20), MEMORY, INFO), "GET tarball")[-1] == "no"
+
+
+def test_a_publish_row_needs_three_times_the_peer():
+    assert row(table(results(3100, 1000, 20000), extra(600, 20), MEMORY, INFO), "publish 16 KiB")[-1] == "yes"
+    assert row(table(results(2900, 1000, 20000), extra(600, 20), MEMORY, INFO), "publish 16 KiB")[-1] == "no"
 
 
 def test_the_exchange_needs_half_the_floor_and_a_p99_under_25_ms():
-    results = {"GET tarball": {"stagegate": result(1500), "verdaccio": result(800)}}
-    assert row(table(results, extra(600, 20), MEMORY), "OIDC exchange (c16)")[-1] == "yes"
-    assert row(table(results, extra(600, 30), MEMORY), "OIDC exchange (c16)")[-1] == "no"
-    assert row(table(results, extra(400, 20), MEMORY), "OIDC exchange (c16)")[-1] == "no"
+    base = results(6000, 1000, 20000)
+    assert row(table(base, extra(600, 20), MEMORY, INFO), "OIDC exchange")[-1] == "yes"
+    assert row(table(base, extra(600, 30), MEMORY, INFO), "OIDC exchange")[-1] == "no"
+    assert row(table(base, extra(400, 20), MEMORY, INFO), "OIDC exchange")[-1] == "no"
+
+
+def test_the_upload_needs_at_most_one_and_a_half_times_the_tarball():
+    base = results(6000, 1000, 20000)
+    assert row(table(base, extra(600, 20), MEMORY, INFO), "100 MiB")[-1] == "yes"
+    assert row(table(base, extra(600, 20), {**MEMORY, "growth_ratio": 1.6}, INFO), "100 MiB")[-1] == "no"
+
+
+def test_the_access_log_is_off_by_default_when_it_costs_a_tenth_or_more():
+    base = results(6000, 1000, 20000)
+    cheap = {**extra(600, 20), "access log": {"on": reads(9500), "off": reads(10000)}}
+    dear = {**extra(600, 20), "access log": {"on": reads(8500), "off": reads(10000)}}
+    assert row(table(base, cheap, MEMORY, INFO), "GET tarball, access log")[-1] == "no"  # it is off
+    assert row(table(base, dear, MEMORY, INFO), "GET tarball, access log")[-1] == "yes"

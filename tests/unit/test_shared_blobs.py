@@ -53,8 +53,8 @@ class RejectedRightAfterPut:
     def __init__(self, b, store) -> None:
         self.b, self.store, self.fired = b, store, False
 
-    def put(self, data: bytes) -> str:
-        key = self.store.put(data)
+    def put(self, data: bytes, key: str | None = None) -> str:
+        key = self.store.put(data, key)
         if not self.fired:
             self.fired = True
             versions.delete_unused_blobs(self.b, [key])
