@@ -22,6 +22,15 @@ from broker.services.outbox import event_body
     ("169.254.169.254", False),  # cloud metadata
     ("fe80::1", False), ("fd00:ec2::254", False), ("100.64.0.1", False), ("0.0.0.0", False),
     ("::ffff:127.0.0.1", False), ("::ffff:169.254.169.254", False), ("224.0.0.1", False), ("192.0.2.1", False),
+    # IPv6 forms that carry an IPv4 address a gateway or the host may reach: judged as that address
+    ("64:ff9b::7f00:1", False), ("64:ff9b::a9fe:a9fe", False), ("64:ff9b::a00:1", False),  # NAT64 (RFC 6052)
+    ("64:ff9b::5db8:d822", True),  # NAT64 of a public address
+    ("64:ff9b:1::a00:1", False),  # local-use NAT64 prefix (RFC 8215)
+    ("2002:7f00:1::1", False), ("2002:a9fe:a9fe::1", False), ("2002:5db8:d822::1", True),  # 6to4
+    ("::7f00:1", False), ("::a9fe:a9fe", False),  # IPv4-compatible (deprecated)
+    ("::ffff:0:7f00:1", False), ("::ffff:0:a9fe:a9fe", False),  # IPv4-translated (RFC 2765)
+    ("fec0::1", False),  # site-local (deprecated, still routed inside some networks)
+    ("192.0.0.8", False),  # IETF protocol assignments
 ])
 def test_only_public_unicast_addresses_are_reachable(address, allowed):
     assert address_allowed(ipaddress.ip_address(address), allow_private=False) == allowed
