@@ -108,3 +108,45 @@ def test_a_delivery_is_given_up_36_hours_after_its_event():
 def test_a_hook_request_names_known_events_and_nothing_else(body):
     with pytest.raises(ValidationError):
         HookRequest.model_validate(body)
+
+
+def test_a_receiver_that_trickles_its_answer_cannot_hold_a_delivery_past_its_deadline(monkeypatch):
+    """Each read waits at most the read timeout; a byte every few seconds used to keep one delivery (and
+    the round, and every other package's deliveries waiting for it) forever."""
+    import socket
+    import threading
+    import time
+
+    from broker.services import delivery
+
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def trickle() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            while not stop.wait(0.2):
+                try:
+                    conn.sendall(b"a")
+                except OSError:
+                    return
+    threading.Thread(target=trickle, daemon=True).start()
+    monkeypatch.setattr(delivery, "DEADLINE", 1.0)
+    outcome: list[object] = []
+
+    def post() -> None:
+        try:
+            outcome.append(delivery.send(f"http://127.0.0.1:{server.getsockname()[1]}/hook", b"{}", "s",
+                                         "stage.created", "id", allow_private=True))
+        except Exception as exc:  # noqa: BLE001 - the test wants to see what it was
+            outcome.append(exc)
+    started = time.monotonic()
+    sender = threading.Thread(target=post, daemon=True)
+    sender.start()
+    sender.join(5.0)
+    stop.set()
+    server.close()
+    assert not sender.is_alive(), "the delivery was still waiting for the trickled answer after 5 s"
+    assert isinstance(outcome[0], OSError) and time.monotonic() - started < 3.0, outcome
