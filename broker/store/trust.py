@@ -213,9 +213,14 @@ def scope_relationship_count(conn: Connection, scope: str) -> int:
                         .where(scope_trust_relationships.c.scope == scope)).scalar_one()
 
 
-def remove_scope_relationship(conn: Connection, scope: str, relationship_id: str) -> bool:
-    return conn.execute(delete(scope_trust_relationships).where(
-        scope_trust_relationships.c.scope == scope, scope_trust_relationships.c.id == relationship_id)).rowcount == 1
+def remove_scope_relationship(conn: Connection, scope: str, relationship_id: str,
+                              created_by: str | None = None) -> bool:
+    """Delete one of the scope's relationships (with `created_by`, only if that account made it)."""
+    query = delete(scope_trust_relationships).where(scope_trust_relationships.c.scope == scope,
+                                                    scope_trust_relationships.c.id == relationship_id)
+    if created_by is not None:
+        query = query.where(scope_trust_relationships.c.created_by == created_by)
+    return conn.execute(query).rowcount == 1
 
 
 def bind_relationship(conn: Connection, relationship: TrustRelationship, ids: dict[str, str]) -> bool:
