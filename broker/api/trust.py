@@ -145,12 +145,15 @@ def _scope_owner(b: Broker, req: Req, scope: str, *,
     cred, user = require_account(b, req)
     with b.db.read() as conn:
         owner_ids = registry.scope_owner_ids(conn, scope)
-        owner = allowed = user.id in owner_ids if owner_ids else user.name == scope[1:]
+        # The namesake's only while the scope has no packages: once it has some, only an account that owns
+        # them all (if none does, nobody: the namesake has shown no claim to others' packages).
+        has_packages = bool(owner_ids) or registry.scope_has_packages(conn, scope)
+        owner = allowed = user.id in owner_ids if has_packages else user.name == scope[1:]
         if not allowed and or_creator:
             allowed = any(r.created_by == user.name for r in trust_store.scope_relationships(conn, scope))
     if not allowed:
         raise forbidden(f"the trust relationships of {scope}/* are for the accounts that own every package of "
-                        f"{scope}" + ("" if owner_ids else f" (it has none yet: only the account {scope[1:]})"),
+                        f"{scope}" + ("" if has_packages else f" (it has none yet: only the account {scope[1:]})"),
                         code="trust.scope-denied")
     if not cred.may_write(f"{scope}/*"):
         raise forbidden(f"this token cannot write {scope}: its packages, scopes or read-only permission exclude it")

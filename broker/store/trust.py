@@ -182,10 +182,11 @@ def _covering_scope_relationships(conn: Connection, package: str, exists: bool) 
 
 def first_owner_names(conn: Connection, scope: str) -> list[str]:
     """Who owns a package of `scope` that a first stage creates: the accounts that own every package of
-    the scope, or for a scope without packages its namesake (api/stage.py `_first_stage_owners`)."""
+    the scope, or for a scope without packages its namesake; none when no one account owns them all
+    (api/stage.py `_first_stage_owners`)."""
     owner_ids = registry.scope_owner_ids(conn, scope)
-    if not owner_ids:
-        return [scope[1:]]
+    if not owner_ids:  # no packages: its namesake; packages that no one account owns all of: nobody
+        return [] if registry.scope_has_packages(conn, scope) else [scope[1:]]
     return list(conn.execute(select(users.c.name).where(users.c.id.in_(owner_ids))).scalars())
 
 

@@ -112,3 +112,21 @@ def test_an_account_that_no_longer_owns_the_scope_sees_and_ends_only_the_relatio
     assert refused.status_code == 404, refused.text
     assert [r["id"] for r in newcomer.http("GET", f"-/package/{scope}%2f*/trust").json()] == \
         [mine.json()[0]["id"], theirs.json()[0]["id"]]
+
+
+def test_the_namesake_of_a_scope_whose_packages_no_one_account_owns_has_no_say_over_it(accounts, broker):
+    """"A scope without packages is its namesake's": not a scope whose packages belong to several accounts
+    (the namesake listed and could revoke the relationships its owners had made)."""
+    namesake = accounts.create()
+    scope = f"@{namesake.name}"
+    alice, [_] = scope_owner(accounts, scope[1:], count=1)
+    made = alice.http("POST", f"-/package/{scope}%2f*/trust", otp=True, json=[github_relationship()])
+    assert made.status_code == 201, made.text
+    _, [_] = scope_owner(accounts, scope[1:], count=1)  # now nobody owns every package of the scope
+    namesake.enable_2fa()
+    listed = namesake.http("GET", f"-/package/{scope}%2f*/trust")
+    assert listed.status_code == 403 and listed.json()["code"] == "trust.scope-denied", listed.text
+    revoked = namesake.http("DELETE", f"-/package/{scope}%2f*/trust/{made.json()[0]['id']}")
+    assert revoked.status_code == 403, revoked.text
+    created = namesake.http("POST", f"-/package/{scope}%2f*/trust", otp=True, json=[github_relationship()])
+    assert created.status_code == 403, created.text

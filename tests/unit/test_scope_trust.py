@@ -104,3 +104,16 @@ def test_a_free_name_of_a_scope_without_packages_gets_its_namesakes_relationship
                                                issuer=f"https://issuer.example/{creator}")
     with db.read() as conn:
         assert [r.created_by for r in trust_store.trust_for(conn, "@bob/new").relationships] == ["bob"]
+
+
+def test_a_free_name_of_a_scope_whose_packages_no_one_account_owns_is_covered_by_nothing(db):
+    with db.write() as conn:
+        carol = accounts.create_user(conn, "carol", "c@example.com", "x")
+        registry.create_package(conn, "@acme/carols", carol.id, "public")
+        trust_store.add_scope_relationship(conn, "@acme", "github", GitHubConfig.model_validate(
+            {"repository": "acme/x", "workflow_ref": {"file": "release.yml"}}), ["createStagedPackage"], "acme",
+            issuer="https://token.actions.githubusercontent.com")  # as the namesake "acme" might have made it
+    with db.read() as conn:
+        assert trust_store.first_owner_names(conn, "@acme") == []
+        assert trust_store.trust_for(conn, "@acme/new") is None
+        assert trust_store.first_owner_names(conn, "@empty") == ["empty"]
