@@ -45,12 +45,21 @@ def new_hook(b: Broker, conn: Connection, package: str | None, change: HookReque
     return hook, secret
 
 
-def describe(b: Broker, hook: hook_store.Hook, pending: int | None = None) -> dict[str, Any]:
-    shown = {"id": hook.id, "package": hook.package, "url": b.box.open(hook.sealed_url).decode(),
+def describe(b: Broker, hook: hook_store.Hook, pending: int | None = None, *,
+             full_url: bool = True) -> dict[str, Any]:
+    """The hook as shown. Without `full_url`, the URL's origin only: a path or query may be a credential
+    (Slack's path is), shown in full once, to the owner who made the hook, like the secret."""
+    url = b.box.open(hook.sealed_url).decode()
+    shown = {"id": hook.id, "package": hook.package, "url": url if full_url else _origin(url),
              "events": list(hook.events) or "all", "createdBy": hook.created_by, "createdAt": iso(hook.created_at)}
     if pending is not None:
         shown["pending"] = pending
     return shown
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}/…"
 
 
 def _host(url: str) -> str:
@@ -58,7 +67,8 @@ def _host(url: str) -> str:
 
 
 def list_hooks(b: Broker, req: Req) -> Response:
-    """For the package's maintainers whose credential may write it (no OTP: it changes nothing)."""
+    """For the package's maintainers whose credential may write it (no OTP: it changes nothing); each
+    hook's URL by its origin only (an automation token that may publish does not learn a Slack URL)."""
     name = package_name(req)
     cred, user = require_account(b, req)
     with b.db.read() as conn:
@@ -68,7 +78,7 @@ def list_hooks(b: Broker, req: Req) -> Response:
             raise forbidden(f"listing the webhooks of {name} needs write access to it")
         hooks = hook_store.hooks_of(conn, name.name)
         pending = hook_store.pending_counts(conn, [h.id for h in hooks])
-    return json_response([describe(b, h, pending.get(h.id, 0)) for h in hooks])
+    return json_response([describe(b, h, pending.get(h.id, 0), full_url=False) for h in hooks])
 
 
 def create_hook(b: Broker, req: Req) -> Response:

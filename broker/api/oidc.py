@@ -118,8 +118,10 @@ async def verified_claims(b: Broker, token: str):
         unverified = peek(token)
         issuer = await b.issuers.resolve(unverified.payload.get("iss"))
         if issuer is None:
-            raise TokenRejected("the OIDC token's issuer is not one this registry trusts "
-                                f"({', '.join(sorted(b.issuers))})", "untrusted-issuer")
+            # Which ones it trusts is not said: STAGEGATE_OIDC_ISSUERS names the operator's own (a GitHub
+            # Enterprise Server's, a self-managed GitLab's), often internal hosts, and anyone can ask.
+            raise TokenRejected("the OIDC token's issuer is not one this registry trusts (its operator "
+                                "decides which)", "untrusted-issuer")
         key = await issuer_key(issuer.jwks, signing_key_id(unverified))
         claims = verify_signed(token, key, issuer=issuer.issuer, audiences=b.audiences,
                                model=issuer.provider.claims_model)

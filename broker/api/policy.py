@@ -38,6 +38,12 @@ def set_policy(b: Broker, req: Req) -> Response:
     """An owner's logged-in session with 2FA and an OTP, as for `npm access` and `npm owner`."""
     name = package_name(req)
     change = body_as(PolicyChange, req.json_object(), "approval policy")
+    _, user = require_account(b, req)
+    with b.db.read() as conn:  # before the count check: a stranger learns nothing of the package's owners
+        if registry.package(conn, name.name) is None:
+            raise package_not_found(name)
+        if not registry.is_owner(conn, name.name, user.id):
+            raise forbidden(f"you do not have permission to change {name}: you are not one of its owners")
     policy.check(b, name.name, change.required_approvals)  # an unmeetable policy costs no OTP
     cred, user, _ = writable_package(b, req, name, Action.PACKAGE_ADMIN)
     policy.apply(b, name.name, change.required_approvals, actor=user.name, auth=cred.kind.value)

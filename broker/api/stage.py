@@ -91,12 +91,14 @@ def _stager(b: Broker, cred: Credential, name: PackageName) -> tuple[str, list[i
 
 def _first_stage_owners(conn: Connection, cred: Credential, name: PackageName) -> list[int]:
     """The scope's owners (every package's; for a scope without any, its namesake account), who own the
-    package the first stage creates and review that stage as usual."""
+    package the first stage creates and review that stage as usual. None (a 404) for a scope whose
+    packages no one account owns all of."""
     owners = []
     if cred.kind is TokenKind.TRUST and name.scope is not None:
         owners = registry.scope_owner_ids(conn, name.scope)
-        namesake = accounts.user_by_name(conn, name.scope[1:]) if not owners else None
-        owners = owners or ([namesake.id] if namesake else [])
+        if not owners and not registry.scope_has_packages(conn, name.scope):  # else no one account owns them all
+            namesake = accounts.user_by_name(conn, name.scope[1:])
+            owners = [namesake.id] if namesake else []
     if not owners:
         raise not_found(f"package {name} not found: staging needs an existing package, "
                         "publish its first version with `npm publish`", code="package.not-found")

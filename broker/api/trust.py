@@ -103,9 +103,10 @@ def create(b: Broker, req: Req) -> Response:
 
 def list_relationships(b: Broker, req: Req) -> Response:
     if (scope := parse_scope_wildcard(req.params["pkg"])) is not None:
-        _scope_owner(b, req, scope, or_creator=True)
+        _, user, owner = _scope_owner(b, req, scope, or_creator=True)
         with b.db.read() as conn:
-            return json_response([describe(r) for r in trust_store.scope_relationships(conn, scope)])
+            return json_response([describe(r) for r in trust_store.scope_relationships(conn, scope)
+                                  if owner or r.created_by == user.name])
     name = package_name(req)
     cred, user = require_account(b, req)
     with b.db.read() as conn:
@@ -135,28 +136,33 @@ def revoke(b: Broker, req: Req) -> Response:
 
 # --- a scope's relationships (`@scope/*`) ------------------------------------------------------------
 
-def _scope_owner(b: Broker, req: Req, scope: str, *, or_creator: bool = False) -> tuple[Credential, User]:
+def _scope_owner(b: Broker, req: Req, scope: str, *,
+                 or_creator: bool = False) -> tuple[Credential, User, bool]:
     """The caller, if they own every package of the scope (or, for a scope without packages, are its
-    namesake) and their token may write the scope. With `or_creator` (list, revoke), an account that
-    made one of the scope's relationships also may: it can always see and end what it opened."""
+    namesake) and their token may write the scope; and whether they do (True) or only made some of
+    its relationships (False). With `or_creator` (list, revoke), an account that made one of the
+    scope's relationships also may: it can always see and end what it opened, and only that."""
     cred, user = require_account(b, req)
     with b.db.read() as conn:
         owner_ids = registry.scope_owner_ids(conn, scope)
-        allowed = user.id in owner_ids if owner_ids else user.name == scope[1:]
+        # The namesake's only while the scope has no packages: once it has some, only an account that owns
+        # them all (if none does, nobody: the namesake has shown no claim to others' packages).
+        has_packages = bool(owner_ids) or registry.scope_has_packages(conn, scope)
+        owner = allowed = user.id in owner_ids if has_packages else user.name == scope[1:]
         if not allowed and or_creator:
             allowed = any(r.created_by == user.name for r in trust_store.scope_relationships(conn, scope))
     if not allowed:
         raise forbidden(f"the trust relationships of {scope}/* are for the accounts that own every package of "
-                        f"{scope}" + ("" if owner_ids else f" (it has none yet: only the account {scope[1:]})"),
+                        f"{scope}" + ("" if has_packages else f" (it has none yet: only the account {scope[1:]})"),
                         code="trust.scope-denied")
     if not cred.may_write(f"{scope}/*"):
         raise forbidden(f"this token cannot write {scope}: its packages, scopes or read-only permission exclude it")
-    return cred, user
+    return cred, user, owner
 
 
 def _create_for_scope(b: Broker, req: Req, scope: str) -> Response:
     configs = _parsed(b, req.json())
-    cred, user = _scope_owner(b, req, scope)
+    cred, user, _ = _scope_owner(b, req, scope)
     enforce(b, user, second_factor(cred, user.tfa_mode, Action.TRUST_CHANGE), req.otp)
     created = []
     with b.db.write() as conn:
@@ -180,14 +186,24 @@ def _create_for_scope(b: Broker, req: Req, scope: str) -> Response:
 
 
 def _revoke_for_scope(b: Broker, req: Req, scope: str) -> Response:
-    cred, user = _scope_owner(b, req, scope, or_creator=True)
-    enforce(b, user, second_factor(cred, user.tfa_mode, Action.TRUST_CHANGE), req.otp)
+    cred, user, owner = _scope_owner(b, req, scope, or_creator=True)
     relationship_id = req.params["id"]
+    created_by = None if owner else user.name  # one who no longer owns the scope ends only what they made
+    with b.db.read() as conn:
+        if not any(r.id == relationship_id and created_by in (None, r.created_by)
+                   for r in trust_store.scope_relationships(conn, scope)):
+            raise _no_scope_relationship(scope, relationship_id)  # before the OTP: it is not spent on this
+    enforce(b, user, second_factor(cred, user.tfa_mode, Action.TRUST_CHANGE), req.otp)
     with b.db.write() as conn:
-        if not trust_store.remove_scope_relationship(conn, scope, relationship_id):
-            raise not_found(f"{scope}/* has no trust relationship {relationship_id}")
+        if not trust_store.remove_scope_relationship(conn, scope, relationship_id, created_by=created_by):
+            raise _no_scope_relationship(scope, relationship_id)
         ended = accounts.delete_tokens_minted_by(conn, relationship_id)
         audit.record(conn, "trust.revoked", actor=user.name, package=f"{scope}/*", auth=cred.kind.value,
                      id=relationship_id, tokens_ended=ended)
         outbox.enqueue(conn, "trust.revoked", f"{scope}/*", user.name, id=relationship_id)
     return json_response({"ok": True})
+
+
+def _no_scope_relationship(scope: str, relationship_id: str):
+    return not_found(f"{scope}/* has no trust relationship {relationship_id} that you may revoke: see "
+                     f"`npm trust list '{scope}/*'`")

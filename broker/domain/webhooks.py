@@ -86,12 +86,36 @@ def address_allowed(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, allow_pri
     """Public unicast addresses only, unless the operator allows private targets (STAGEGATE_WEBHOOK_ALLOW_PRIVATE).
 
     `is_global` excludes loopback, private, link-local (cloud metadata at 169.254.169.254), shared
-    (100.64/10), reserved and documentation ranges; an IPv4-mapped IPv6 address is judged as its IPv4."""
+    (100.64/10), reserved and documentation ranges. An IPv6 address that carries an IPv4 address a
+    gateway or the host may reach (IPv4-mapped, NAT64, 6to4, IPv4-compatible, IPv4-translated) is
+    judged as that IPv4 address: `is_global` takes 64:ff9b::a9fe:a9fe for public, and a NAT64
+    gateway (AWS's on IPv6-only subnets, for one) forwards it to 169.254.169.254."""
     if allow_private:
         return True
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in _LOCAL_NAT64 or ip.is_site_local:
+            return False
+        ip = _embedded_ipv4(ip) or ip
+    if isinstance(ip, ipaddress.IPv4Address) and ip in _IETF_PROTOCOL:
+        return False
     return ip.is_global and not ip.is_multicast
+
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052 well-known prefix: the IPv4 address is the last 32 bits
+_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215 local-use: wherever the operator routes it
+_COMPATIBLE = ipaddress.ip_network("::/96")  # IPv4-compatible (deprecated)
+_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # IPv4-translated (RFC 2765)
+_IETF_PROTOCOL = ipaddress.ip_network("192.0.0.0/24")  # RFC 6890: not globally reachable (but .9, .10)
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip in _NAT64 or ip in _TRANSLATED or (ip in _COMPATIBLE and int(ip) > 1):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
 
 
 def signature(secret: str, body: bytes) -> str:

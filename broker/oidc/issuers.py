@@ -14,7 +14,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -141,11 +141,6 @@ class Issuers:
             if family.names(iss):
                 return await family.resolve(iss)
         return None
-
-    def __iter__(self) -> Iterator[str]:
-        """The trusted issuers, for a refusal that lists them."""
-        yield from self._fixed
-        yield from (f"{f.prefix}<organization id>" for f in self._families)
 
     def relationship_issuer(self, kind: str, config: Any, requested: str | None) -> str:
         """The issuer a new relationship of `kind` trusts: the one its creator names (which must be a

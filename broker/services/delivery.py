@@ -9,7 +9,8 @@ Targets are checked at connect time against server-side request forgery: the hos
 every address it resolves to must be public (unless STAGEGATE_WEBHOOK_ALLOW_PRIVATE), and the
 request goes to that checked address (Host header and TLS server name stay the hook's host), so a
 DNS answer that changes between check and connect (rebinding) cannot redirect it. No redirects are
-followed, no proxy from the environment is used, the response body is never read.
+followed, no proxy from the environment is used, the response body is never read, and a try ends after
+DEADLINE seconds however slowly the receiver answers.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ log = logging.getLogger("stagegate")
 INSTANCE = str(uuid.uuid4())  # this process, as the owner of the leases it takes
 LEASE = 60.0  # seconds a leased delivery is this instance's; far beyond one try's timeout
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+DEADLINE = 20.0  # seconds for one whole try once the address is resolved: well within LEASE
 BATCH = 8
 POLL = 1.0
 KEEP_SETTLED = 7 * 86400  # delivered or given-up rows are kept a week (for `hooks` listings), then pruned
@@ -74,9 +76,15 @@ def send(url: str, body: bytes, secret: str, event: str, event_id: str, allow_pr
                "user-agent": "stagegate-webhooks/1", SIGNATURE_HEADER: signature(secret, body),
                EVENT_HEADER: event, DELIVERY_HEADER: event_id}
     extensions = {"sni_hostname": original.host} if original.scheme == "https" else {}
-    with httpx.Client(timeout=TIMEOUT, follow_redirects=False, trust_env=False) as client:
-        with client.stream("POST", target, content=body, headers=headers, extensions=extensions) as response:
-            return response.status_code  # the body is never read: leaving the block closes the connection
+
+    async def post() -> int:
+        async with httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False, trust_env=False) as client:
+            async with client.stream("POST", target, content=body, headers=headers,
+                                     extensions=extensions) as response:
+                return response.status_code  # the body is never read: leaving the block closes the connection
+    # httpx's timeouts bound each read and write, not the exchange: a receiver sending its status line and
+    # headers a byte at a time held this thread (and the round, and every other hook's deliveries) for days.
+    return asyncio.run(asyncio.wait_for(post(), DEADLINE))
 
 
 def _attempt(b: Broker, delivery: hook_store.Delivery) -> bool:

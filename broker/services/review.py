@@ -54,11 +54,7 @@ def approve(b: Broker, reviewer: Reviewer, stage: StageRow) -> Approval:
 
     The stage row is locked first, so approvals of one stage (on any instance) count in turn: the one
     that completes the count publishes, in the same transaction as its own approval row."""
-    if expired(stage.created_at, b.settings.stage_ttl, time.time()):
-        expire(b, stage)
-        raise RegistryError(410, f"stage {stage.id} ({stage.package}@{stage.version}) expired: it waited longer "
-                            "than the stage lifetime for its approvals and was rejected; stage it again",
-                            code="stage.expired")
+    _refuse_expired(b, stage)
     with b.db.write() as conn:
         if stage_store.lock_stage(conn, stage.id) is None:
             raise RegistryError(409, f"stage {stage.id} was approved or rejected meanwhile", code="stage.gone")
@@ -75,8 +71,19 @@ def approve(b: Broker, reviewer: Reviewer, stage: StageRow) -> Approval:
     return Approval(published=tally.complete, approvals=tally.approvers, required=required, repeated=tally.repeated)
 
 
+def _refuse_expired(b: Broker, stage: StageRow) -> None:
+    """An expired stage is expired now (if the sweep has not yet) and refused with 410."""
+    if expired(stage.created_at, b.settings.stage_ttl, time.time()):
+        expire(b, stage)
+        raise RegistryError(410, f"stage {stage.id} ({stage.package}@{stage.version}) expired: it waited longer "
+                            "than the stage lifetime for its approvals and was rejected; stage it again",
+                            code="stage.expired")
+
+
 def check_may_approve(b: Broker, reviewer_name: str, stage: StageRow) -> None:
-    """The stager's own approval, refused before their OTP is spent (`approve` checks again under the lock)."""
+    """An expired stage and the stager's own approval, refused before the reviewer's OTP is spent
+    (`approve` checks again, the latter under the lock)."""
+    _refuse_expired(b, stage)
     with b.db.read() as conn:
         required = stage_store.required_approvals(conn, stage.package)
     decision = may_approve(reviewer_name, StageAuthor(stage.actor, stage.actor_type), required)

@@ -163,6 +163,11 @@ def scope_owner_ids(conn: Connection, scope: str) -> list[int]:
     return list(rows)
 
 
+def scope_has_packages(conn: Connection, scope: str) -> bool:
+    return conn.execute(select(packages.c.name).where(packages.c.name.startswith(f"{scope}/", autoescape=True))
+                        .limit(1)).first() is not None
+
+
 def create_package_owned_by(conn: Connection, name: str, owner_ids: list[int], access: str) -> bool:
     """A new package with these owners; False when the name is taken (the primary key decides)."""
     now = time.time()

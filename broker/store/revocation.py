@@ -6,6 +6,7 @@ import json
 
 from sqlalchemy import Connection, select
 
+from .trust import first_owner_names
 from .tables import owners, packages, scope_trust_relationships, tokens, trust_relationships, users
 
 
@@ -14,7 +15,8 @@ def token_still_granted(conn: Connection, token_id: str) -> bool:
     relationship it was minted from, still exist. The rows are share-locked (PostgreSQL; a SQLite
     writer is alone already), so a concurrent revoke either commits first and this answers False,
     or waits until this transaction has committed. A scope's relationship must also still cover the
-    package: a name the job was trusted with while free, taken by someone else since, is not its."""
+    package: a name the job was trusted with while free, taken by someone else since, is not its; and
+    a free name's, that its creator still owns the scope."""
     row = conn.execute(select(tokens.c.trust_relationships, tokens.c.trust_package).where(tokens.c.id == token_id)
                        .with_for_update(read=True)).first()
     if row is None:
@@ -29,7 +31,9 @@ def token_still_granted(conn: Connection, token_id: str) -> bool:
                           .with_for_update(read=True)).all()
     if scoped:
         owned = _owner_names(conn, row.trust_package)
-        found.update(r.id for r in scoped if owned is None or r.created_by in owned)
+        if owned is None:  # the first stage makes it: the scope's owners will own it (store/trust.py)
+            owned = set(first_owner_names(conn, row.trust_package.split("/", 1)[0]))
+        found.update(r.id for r in scoped if r.created_by in owned)
     return found == minted_from
 
 

@@ -77,7 +77,7 @@ def _visible(v: Visible):
     owned = select(owners.c.package).where(owners.c.user_id == v.owner_id)
     condition = stages.c.package.in_(owned)
     if v.packages or v.scopes:
-        selected = [stages.c.package.like(f"{scope}/%") for scope in v.scopes]
+        selected = [stages.c.package.startswith(f"{scope}/", autoescape=True) for scope in v.scopes]
         if v.packages:
             selected.append(stages.c.package.in_(v.packages))
         condition = and_(condition, or_(*selected))

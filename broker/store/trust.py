@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from ..domain.providers import PROVIDERS
 from ..domain.constraints import Constraints
 from ..domain.trust import TrustRelationship, claims_json, stored_config
+from . import registry
 from .tables import oidc_jtis, owners, packages, scope_trust_relationships, trust_relationships, users
 
 log = logging.getLogger("stagegate")
@@ -163,7 +164,9 @@ def scope_relationships(conn: Connection, scope: str) -> list[TrustRelationship]
 def _covering_scope_relationships(conn: Connection, package: str, exists: bool) -> list[TrustRelationship]:
     """The scope's relationships that cover `package`: for an existing package, those whose creator is
     one of its owners (a package someone else published in the scope is not theirs to open); for a
-    name not taken yet, all of them (their first stage creates it, owned by the scope's owners)."""
+    name not taken yet, those whose creator is one of the accounts its first stage makes its owners
+    (the scope's; see `first_owner_names`): a relationship made by an account that has since stopped
+    owning the scope does not create packages for those who own it now."""
     scope = scope_of(package)
     if scope is None:
         return []
@@ -171,8 +174,20 @@ def _covering_scope_relationships(conn: Connection, package: str, exists: bool) 
     if exists:
         query = query.where(scope_trust_relationships.c.created_by.in_(
             select(users.c.name).join(owners, owners.c.user_id == users.c.id).where(owners.c.package == package)))
+    else:
+        query = query.where(scope_trust_relationships.c.created_by.in_(first_owner_names(conn, scope)))
     rows = conn.execute(query.order_by(scope_trust_relationships.c.created_at, scope_trust_relationships.c.id)).all()
     return [r for r in map(_scope_relationship, rows) if r is not None]
+
+
+def first_owner_names(conn: Connection, scope: str) -> list[str]:
+    """Who owns a package of `scope` that a first stage creates: the accounts that own every package of
+    the scope, or for a scope without packages its namesake; none when no one account owns them all
+    (api/stage.py `_first_stage_owners`)."""
+    owner_ids = registry.scope_owner_ids(conn, scope)
+    if not owner_ids:  # no packages: its namesake; packages that no one account owns all of: nobody
+        return [] if registry.scope_has_packages(conn, scope) else [scope[1:]]
+    return list(conn.execute(select(users.c.name).where(users.c.id.in_(owner_ids))).scalars())
 
 
 def trust_for(conn: Connection, package: str) -> PackageTrust | None:
@@ -213,9 +228,14 @@ def scope_relationship_count(conn: Connection, scope: str) -> int:
                         .where(scope_trust_relationships.c.scope == scope)).scalar_one()
 
 
-def remove_scope_relationship(conn: Connection, scope: str, relationship_id: str) -> bool:
-    return conn.execute(delete(scope_trust_relationships).where(
-        scope_trust_relationships.c.scope == scope, scope_trust_relationships.c.id == relationship_id)).rowcount == 1
+def remove_scope_relationship(conn: Connection, scope: str, relationship_id: str,
+                              created_by: str | None = None) -> bool:
+    """Delete one of the scope's relationships (with `created_by`, only if that account made it)."""
+    query = delete(scope_trust_relationships).where(scope_trust_relationships.c.scope == scope,
+                                                    scope_trust_relationships.c.id == relationship_id)
+    if created_by is not None:
+        query = query.where(scope_trust_relationships.c.created_by == created_by)
+    return conn.execute(query).rowcount == 1
 
 
 def bind_relationship(conn: Connection, relationship: TrustRelationship, ids: dict[str, str]) -> bool:

@@ -108,15 +108,18 @@ def _pending():
 
 def claim(conn: Connection, owner: str, now: float, lease: float, limit: int) -> list[Delivery]:
     """Lease up to `limit` deliveries that are due, each the oldest pending event of its (hook, package)
-    stream, so a stream is delivered in order. The conditional update decides between instances: a row
-    leased by another one meanwhile is skipped."""
+    stream, so a stream is delivered in order; the one due longest first (not the oldest event: a
+    receiver that never answers would have its retries, due again and again, take every round ahead
+    of other hooks' events). The conditional update decides between instances: a row leased by
+    another one meanwhile is skipped."""
     earlier = aliased(webhook_outbox)
     blocked = exists().where(earlier.c.hook_id == webhook_outbox.c.hook_id,
                              earlier.c.package == webhook_outbox.c.package, earlier.c.id < webhook_outbox.c.id,
                              earlier.c.delivered_at.is_(None), earlier.c.failed_at.is_(None))
     free = or_(webhook_outbox.c.lease_until.is_(None), webhook_outbox.c.lease_until < now)
     due = conn.execute(select(webhook_outbox.c.id).where(_pending(), webhook_outbox.c.next_attempt_at <= now, free,
-                                                         ~blocked).order_by(webhook_outbox.c.id).limit(limit)).scalars()
+                                                         ~blocked)
+                       .order_by(webhook_outbox.c.next_attempt_at, webhook_outbox.c.id).limit(limit)).scalars()
     claimed = []
     for row_id in list(due):
         taken = conn.execute(update(webhook_outbox).where(webhook_outbox.c.id == row_id, _pending(), free)

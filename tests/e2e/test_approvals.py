@@ -130,7 +130,7 @@ def test_an_expired_stage_cannot_be_approved_and_is_rejected(accounts, broker):
     staged = owner.http("POST", f"-/stage/package/{name}", json=publish_document(name, "1.1.0"))
     stage_id = staged.json()["stageId"]
     _backdate(broker.database_url, stage_id, 31 * 86400)  # a stage left by a broker running a month ago
-    refused = owner.http("POST", f"-/stage/{stage_id}/approve", otp=True)
+    refused = owner.http("POST", f"-/stage/{stage_id}/approve")  # decided before the OTP: none is asked for
     assert refused.status_code == 410 and refused.json()["code"] == "stage.expired", refused.text
     assert owner.http("GET", f"-/stage/{stage_id}").status_code == 404
     (_, actor, detail), = broker.audit("stage.expired", name)
@@ -183,3 +183,16 @@ def test_two_instances_sweep_expired_stages_once(backends, broker_env, npm_cache
     finally:
         for broker in pair:
             broker.stop()
+
+
+def test_a_stranger_learns_nothing_of_a_restricted_package_from_its_policy_route(accounts):
+    """The unmeetable-policy check (made before the OTP) ran before the ownership check: a stranger's
+    request named how many maintainers a restricted package has."""
+    owner, stranger = accounts.create(), accounts.create()
+    name = unique_name(scope=unique_name("s").replace("-", ""))  # scoped: restricted
+    assert owner.http("PUT", name.replace("/", "%2f"), json=publish_document(name, "1.0.0")).status_code == 200
+    missing = name + "-missing"
+    answers = [stranger.http("POST", f"-/package/{n.replace('/', '%2f')}/policy", json={"requiredApprovals": 10})
+               for n in (name, missing)]
+    assert answers[1].status_code == 404, answers[1].text
+    assert answers[0].status_code in (403, 404) and "maintainer(s)" not in answers[0].text, answers[0].text

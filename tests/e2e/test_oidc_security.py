@@ -118,9 +118,13 @@ def test_an_unknown_kid_is_refused_and_random_kids_refresh_the_jwks_at_most_once
     assert issuer.jwks_requests - before <= 1
 
 
-def test_an_untrusted_issuer_is_refused(target, issuer, broker):
+def test_an_untrusted_issuer_is_refused(target, issuer, broker, ghes_issuer, self_managed_gitlab):
     token = issuer.sign(issuer.claims(iss="https://token.evil.example"))
-    assert_refused(exchange(broker.url, target[1], token), 401, "oidc.untrusted-issuer", "issuer")
+    refused = exchange(broker.url, target[1], token)
+    assert_refused(refused, 401, "oidc.untrusted-issuer", "issuer")
+    # the operator's own issuers (STAGEGATE_OIDC_ISSUERS: a GitHub Enterprise Server's or a self-managed
+    # GitLab's address, often an internal host) are not told to whoever sends a token
+    assert ghes_issuer.url not in refused.text and self_managed_gitlab.url not in refused.text, refused.text
 
 
 def test_a_wrong_audience_is_refused(target, issuer, broker):

@@ -91,3 +91,42 @@ def test_a_name_taken_by_someone_else_after_the_exchange_is_not_staged_into(acco
     staged = httpx.post(f"{broker.url}-/stage/package/{new.replace('/', '%2f')}", json=publish_document(new, "1.1.0"),
                         headers={"authorization": f"Bearer {minted.json()['token']}"}, timeout=30)
     assert staged.status_code == 401 and staged.json()["code"] == "auth.invalid-token", staged.text
+
+
+def test_an_account_that_no_longer_owns_the_scope_sees_and_ends_only_the_relationships_it_made(accounts, broker):
+    creator = accounts.create()
+    creator.enable_2fa()
+    scope = f"@{creator.name}"  # its namesake's while it has no packages
+    mine = creator.http("POST", f"-/package/{scope}%2f*/trust", otp=True, json=[github_relationship()])
+    assert mine.status_code == 201, mine.text
+    newcomer = accounts.create()  # the registry reserves no scopes: now the owner of every package of it
+    name = f"{scope}/{unique_name()}"
+    assert newcomer.http("PUT", name.replace("/", "%2f"), json=publish_document(name, "1.0.0")).status_code == 200
+    newcomer.enable_2fa()
+    theirs = newcomer.http("POST", f"-/package/{scope}%2f*/trust", otp=True,
+                           json=[github_relationship(environment="prod")])
+    assert theirs.status_code == 201, theirs.text
+    listed = creator.http("GET", f"-/package/{scope}%2f*/trust")
+    assert listed.status_code == 200 and [r["id"] for r in listed.json()] == [mine.json()[0]["id"]], listed.text
+    refused = creator.http("DELETE", f"-/package/{scope}%2f*/trust/{theirs.json()[0]['id']}", otp=True)
+    assert refused.status_code == 404, refused.text
+    assert [r["id"] for r in newcomer.http("GET", f"-/package/{scope}%2f*/trust").json()] == \
+        [mine.json()[0]["id"], theirs.json()[0]["id"]]
+
+
+def test_the_namesake_of_a_scope_whose_packages_no_one_account_owns_has_no_say_over_it(accounts, broker):
+    """"A scope without packages is its namesake's": not a scope whose packages belong to several accounts
+    (the namesake listed and could revoke the relationships its owners had made)."""
+    namesake = accounts.create()
+    scope = f"@{namesake.name}"
+    alice, [_] = scope_owner(accounts, scope[1:], count=1)
+    made = alice.http("POST", f"-/package/{scope}%2f*/trust", otp=True, json=[github_relationship()])
+    assert made.status_code == 201, made.text
+    _, [_] = scope_owner(accounts, scope[1:], count=1)  # now nobody owns every package of the scope
+    namesake.enable_2fa()
+    listed = namesake.http("GET", f"-/package/{scope}%2f*/trust")
+    assert listed.status_code == 403 and listed.json()["code"] == "trust.scope-denied", listed.text
+    revoked = namesake.http("DELETE", f"-/package/{scope}%2f*/trust/{made.json()[0]['id']}")
+    assert revoked.status_code == 403, revoked.text
+    created = namesake.http("POST", f"-/package/{scope}%2f*/trust", otp=True, json=[github_relationship()])
+    assert created.status_code == 403, created.text

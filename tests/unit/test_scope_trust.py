@@ -74,3 +74,46 @@ def test_a_package_someone_else_published_in_the_scope_is_not_covered(db):
         registry.create_package(conn, "@acme/carols", carol.id, "public")
     with db.read() as conn:
         assert trust_store.trust_for(conn, "@acme/carols").relationships == []
+
+
+def test_a_free_name_gets_only_the_relationships_of_the_accounts_its_first_stage_makes_its_owners(db):
+    """A first stage creates the package owned by the scope's owners: a relationship whose creator is not
+    one of them (it gave its packages away, or someone else's package made it not own them all) must not
+    create packages for them."""
+    with db.write() as conn:
+        carol = accounts.create_user(conn, "carol", "c@example.com", "x")
+        alice = accounts.user_by_name(conn, "alice")
+        for name in ("@acme/one", "@acme/two"):  # alice handed the scope's packages to carol
+            registry.set_owners(conn, name, [carol.id])
+    with db.read() as conn:
+        assert trust_store.trust_for(conn, "@acme/new") is None
+    with db.write() as conn:
+        registry.set_owners(conn, "@acme/two", [alice.id, carol.id])  # carol owns every package: hers count
+        trust_store.add_scope_relationship(conn, "@acme", "github", GitHubConfig.model_validate(
+            {"repository": "acme/carol", "workflow_ref": {"file": "release.yml"}}), ["createStagedPackage"], "carol",
+            issuer="https://token.actions.githubusercontent.com")
+    with db.read() as conn:
+        assert [r.created_by for r in trust_store.trust_for(conn, "@acme/new").relationships] == ["carol"]
+
+
+def test_a_free_name_of_a_scope_without_packages_gets_its_namesakes_relationships_only(db):
+    config = GitHubConfig.model_validate({"repository": "bob/widget", "workflow_ref": {"file": "release.yml"}})
+    with db.write() as conn:
+        for creator in ("bob", "alice"):  # alice's: made when she owned @bob's packages, since deleted
+            trust_store.add_scope_relationship(conn, "@bob", "github", config, ["createStagedPackage"], creator,
+                                               issuer=f"https://issuer.example/{creator}")
+    with db.read() as conn:
+        assert [r.created_by for r in trust_store.trust_for(conn, "@bob/new").relationships] == ["bob"]
+
+
+def test_a_free_name_of_a_scope_whose_packages_no_one_account_owns_is_covered_by_nothing(db):
+    with db.write() as conn:
+        carol = accounts.create_user(conn, "carol", "c@example.com", "x")
+        registry.create_package(conn, "@acme/carols", carol.id, "public")
+        trust_store.add_scope_relationship(conn, "@acme", "github", GitHubConfig.model_validate(
+            {"repository": "acme/x", "workflow_ref": {"file": "release.yml"}}), ["createStagedPackage"], "acme",
+            issuer="https://token.actions.githubusercontent.com")  # as the namesake "acme" might have made it
+    with db.read() as conn:
+        assert trust_store.first_owner_names(conn, "@acme") == []
+        assert trust_store.trust_for(conn, "@acme/new") is None
+        assert trust_store.first_owner_names(conn, "@empty") == ["empty"]

@@ -22,6 +22,15 @@ from broker.services.outbox import event_body
     ("169.254.169.254", False),  # cloud metadata
     ("fe80::1", False), ("fd00:ec2::254", False), ("100.64.0.1", False), ("0.0.0.0", False),
     ("::ffff:127.0.0.1", False), ("::ffff:169.254.169.254", False), ("224.0.0.1", False), ("192.0.2.1", False),
+    # IPv6 forms that carry an IPv4 address a gateway or the host may reach: judged as that address
+    ("64:ff9b::7f00:1", False), ("64:ff9b::a9fe:a9fe", False), ("64:ff9b::a00:1", False),  # NAT64 (RFC 6052)
+    ("64:ff9b::5db8:d822", True),  # NAT64 of a public address
+    ("64:ff9b:1::a00:1", False),  # local-use NAT64 prefix (RFC 8215)
+    ("2002:7f00:1::1", False), ("2002:a9fe:a9fe::1", False), ("2002:5db8:d822::1", True),  # 6to4
+    ("::7f00:1", False), ("::a9fe:a9fe", False),  # IPv4-compatible (deprecated)
+    ("::ffff:0:7f00:1", False), ("::ffff:0:a9fe:a9fe", False),  # IPv4-translated (RFC 2765)
+    ("fec0::1", False),  # site-local (deprecated, still routed inside some networks)
+    ("192.0.0.8", False),  # IETF protocol assignments
 ])
 def test_only_public_unicast_addresses_are_reachable(address, allowed):
     assert address_allowed(ipaddress.ip_address(address), allow_private=False) == allowed
@@ -99,3 +108,45 @@ def test_a_delivery_is_given_up_36_hours_after_its_event():
 def test_a_hook_request_names_known_events_and_nothing_else(body):
     with pytest.raises(ValidationError):
         HookRequest.model_validate(body)
+
+
+def test_a_receiver_that_trickles_its_answer_cannot_hold_a_delivery_past_its_deadline(monkeypatch):
+    """Each read waits at most the read timeout; a byte every few seconds used to keep one delivery (and
+    the round, and every other package's deliveries waiting for it) forever."""
+    import socket
+    import threading
+    import time
+
+    from broker.services import delivery
+
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def trickle() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            while not stop.wait(0.2):
+                try:
+                    conn.sendall(b"a")
+                except OSError:
+                    return
+    threading.Thread(target=trickle, daemon=True).start()
+    monkeypatch.setattr(delivery, "DEADLINE", 1.0)
+    outcome: list[object] = []
+
+    def post() -> None:
+        try:
+            outcome.append(delivery.send(f"http://127.0.0.1:{server.getsockname()[1]}/hook", b"{}", "s",
+                                         "stage.created", "id", allow_private=True))
+        except Exception as exc:  # noqa: BLE001 - the test wants to see what it was
+            outcome.append(exc)
+    started = time.monotonic()
+    sender = threading.Thread(target=post, daemon=True)
+    sender.start()
+    sender.join(5.0)
+    stop.set()
+    server.close()
+    assert not sender.is_alive(), "the delivery was still waiting for the trickled answer after 5 s"
+    assert isinstance(outcome[0], OSError) and time.monotonic() - started < 3.0, outcome
