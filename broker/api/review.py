@@ -350,10 +350,13 @@ def _snapshot_of(b: Broker, package: str, version: str) -> Snapshot | None:
 
 # --- approve, reject -----------------------------------------------------------------------------
 
-def _decision(b: Broker, req: Req) -> tuple[Session, StageRow, review.Reviewer]:
-    """As `_review` in api/stage.py: a visible stage and a fresh OTP (2FA always required)."""
+def _decision(b: Broker, req: Req, approving: bool = False) -> tuple[Session, StageRow, review.Reviewer]:
+    """As `_review` in api/stage.py: a visible stage and a fresh OTP (2FA always required); an approval
+    the stage cannot take (the stager's own, an expired stage) is refused before the OTP is spent."""
     session, form = _signed_in_post(b, req)
     stage = _visible_stage(b, req, session.credential, session.user)
+    if approving:
+        review.check_may_approve(b, session.user.name, stage)
     decision = second_factor(session.credential, session.user.tfa_mode, Action.STAGE_REVIEW)
     how = enforce(b, session.user, decision, form.get("otp", "").strip()[:64] or None)
     return session, stage, review.Reviewer(user=session.user, auth=TokenKind.WEB.value, token_id=session.token_id,
@@ -366,7 +369,7 @@ def _done(b: Broker, session: Session, heading: str, message: str) -> Response:
 
 @_html
 def approve(b: Broker, req: Req) -> Response:
-    session, stage, reviewer = _decision(b, req)
+    session, stage, reviewer = _decision(b, req, approving=True)
     approval = review.approve(b, reviewer, stage)
     what = f"{stage.package}@{stage.version}"
     if approval.published:

@@ -286,3 +286,23 @@ def test_the_policy_form_asks_for_two_approvals_and_a_first_one_does_not_publish
         refused = stranger_page.post(f"package/{name}/policy", {"csrf": stranger_page.csrf(""), "required": "1",
                                                                 "otp": stranger.otp()})
         assert refused.status_code == 404
+
+
+def test_the_stagers_own_approval_is_refused_before_its_otp_is_spent(accounts, broker):
+    owner, name, _ = staged_package(accounts)
+    co = accounts.create("co")
+    added = owner.npm("owner", "add", co.name, name, f"--otp={owner.otp()}")
+    assert added.returncode == 0, added
+    policy = owner.http("POST", f"-/package/{name}/policy", otp=True, json={"requiredApprovals": 2})
+    assert policy.status_code == 200, policy.text
+    co.enable_2fa()  # the co-maintainer stages 1.2.0 with their own session, then tries to approve it
+    staged = co.http("POST", f"-/stage/package/{name}", json=publish_document(name, "1.2.0"))
+    assert staged.status_code == 201, staged.text
+    stage_id = staged.json()["stageId"]
+    with ReviewClient(broker.url) as page:
+        page.signed_in(co)
+        code = co.otp()
+        own = page.decide(stage_id, "approve", code)
+        assert own.status_code == 403 and "yourself" in _message(own), own.text
+        rejected = page.decide(stage_id, "reject", code)  # the same code: the refusal did not spend it
+        assert rejected.status_code == 200 and "is rejected" in rejected.text, rejected.text
