@@ -46,4 +46,4 @@ def build_broker(settings: Settings, host: str = "127.0.0.1", port: int = 4873) 
                   box=SecretBox(key), public_url=settings.resolved_public_url(host, port),
                   issuers=trusted_issuers(settings, in_use), providers=providers(),
                   keyring=load_or_create_keyring(settings.resolved_signing_key_file()),
-                  ready=ReadyResponses(revalidate=settings.read_revalidate_seconds))
+                  ready=ReadyResponses(revalidate=settings.resolved_read_revalidate_seconds()))

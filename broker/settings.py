@@ -115,10 +115,11 @@ class Settings(BaseSettings):
     )
     read_revalidate_seconds: float | None = Field(
         default=None, ge=0,
-        description="How long an anonymous GET may be answered from memory without asking the database. Unset: "
-                    "until any write, seen through the write-generation file every process over the database "
-                    "shares (next to the SQLite file, or in data_dir); set it when instances over one PostgreSQL "
-                    "database do not share data_dir on one host: their writes then show within this bound.",
+        description="How long an anonymous GET may be answered from memory without asking the database, besides "
+                    "the write-generation file every process on one host shares (a write seen there retires every "
+                    "kept answer at once). Unset: no bound with the embedded SQLite (one host by nature), 1 s with "
+                    "PostgreSQL, whose instances may run on hosts that cannot share that file: the longest a read "
+                    "there may lag a write made elsewhere. 0: never answered from memory.",
     )
     session_token_days: int = Field(default=30, gt=0, description="Lifetime of login tokens.")
     metrics_token: str | None = Field(
@@ -238,6 +239,11 @@ class Settings(BaseSettings):
         if ":" in shown:
             shown = f"[{shown}]"
         return f"http://{shown}:{port}/"
+
+    def resolved_read_revalidate_seconds(self) -> float | None:
+        if self.read_revalidate_seconds is not None:
+            return self.read_revalidate_seconds
+        return None if self.embedded else 1.0
 
     def resolved_signing_key_file(self) -> Path:
         return self.signing_key_file or self.data_dir / "signing-key.pem"

@@ -49,3 +49,13 @@ def test_a_revalidation_bound_retires_a_kept_response(monkeypatch):
     assert ready.get((b"/pkg", False, False), 1) is not None
     clock[0] += 0.2
     assert ready.get((b"/pkg", False, False), 1) is None
+
+
+def test_reads_from_memory_are_bounded_by_default_only_over_postgresql(tmp_path):
+    from broker.settings import Settings
+
+    assert Settings(data_dir=tmp_path).resolved_read_revalidate_seconds() is None  # one host: the file says all
+    shared = Settings(data_dir=tmp_path, database_url="postgresql+psycopg://db/registry")
+    assert shared.resolved_read_revalidate_seconds() == 1.0  # instances may be on hosts that share no file
+    assert Settings(data_dir=tmp_path, database_url="postgresql+psycopg://db/registry",
+                    read_revalidate_seconds=0).resolved_read_revalidate_seconds() == 0
