@@ -7,7 +7,7 @@ from starlette.responses import Response
 from ..domain.approvals import PolicyChange
 from ..domain.credentials import Action
 from ..errors import forbidden
-from ..services import policy
+from ..services import approval_policy
 from ..store import registry
 from ..store import staging as stage_store
 from .auth import require_account
@@ -44,7 +44,7 @@ def set_policy(b: Broker, req: Req) -> Response:
             raise package_not_found(name)
         if not registry.is_owner(conn, name.name, user.id):
             raise forbidden(f"you do not have permission to change {name}: you are not one of its owners")
-    policy.check(b, name.name, change.required_approvals)  # an unmeetable policy costs no OTP
+    approval_policy.check(b, name.name, change.required_approvals)  # an unmeetable policy costs no OTP
     cred, user, _ = writable_package(b, req, name, Action.PACKAGE_ADMIN)
-    policy.apply(b, name.name, change.required_approvals, actor=user.name, auth=cred.kind.value)
+    approval_policy.apply(b, name.name, change.required_approvals, actor=user.name, auth=cred.kind.value)
     return json_response({"ok": True, "requiredApprovals": change.required_approvals})

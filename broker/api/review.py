@@ -31,7 +31,7 @@ from ..domain.tarball import InvalidTarball
 from ..errors import RegistryError
 from ..security.throttle import Busy, Slots
 from ..security.tokens import new_token, token_digest, token_display_prefix
-from ..services import policy, review
+from ..services import approval_policy, review
 from ..store import accounts, audit, registry
 from ..store import staging as stage_store
 from ..store.accounts import User
@@ -394,10 +394,10 @@ def set_policy(b: Broker, req: Req) -> Response:
     if not MIN_APPROVALS <= required <= MAX_APPROVALS:
         raise RegistryError(400, f"required approvals must be a whole number from {MIN_APPROVALS} to {MAX_APPROVALS}",
                             code="review.bad-form")
-    policy.check(b, name.name, required)  # an unmeetable policy costs no OTP
+    approval_policy.check(b, name.name, required)  # an unmeetable policy costs no OTP
     decision = second_factor(session.credential, session.user.tfa_mode, Action.PACKAGE_ADMIN)
     enforce(b, session.user, decision, form.get("otp", "").strip()[:64] or None)
-    previous = policy.apply(b, name.name, required, actor=session.user.name, auth=TokenKind.WEB.value)
+    previous = approval_policy.apply(b, name.name, required, actor=session.user.name, auth=TokenKind.WEB.value)
     return _done(b, session, "Approval policy saved",
                  f"{name} now needs {required} maintainer approval{'s' if required > 1 else ''} to publish a stage "
                  f"(it needed {previous}).")
