@@ -79,18 +79,25 @@ def request_id_token(client: httpx.Client, audience: str) -> str:
     return value
 
 
-def exchange(client: httpx.Client, registry_origin: str, escaped_name: str, id_token: str, job: Job) -> str:
-    """The broker's short-lived token for this package, or a refusal explained by its code."""
-    url = f"{registry_origin}-/npm/v1/oidc/token/exchange/package/{escaped_name}"
-    what = "the OIDC token exchange"
+def _post_job_token(client: httpx.Client, url: str, id_token: str, job: Job, what: str,
+                    accepted: tuple[int, ...]) -> httpx.Response:
+    """POST the job's ID token to one of the broker's OIDC routes; a refusal explained by its code."""
     try:
         response = send(client, "POST", url, headers={"authorization": f"Bearer {id_token}"})
     except RetryableStatus as exc:
         raise refusal(exc.response, what, job, EXCHANGE_FALLBACK) from None
     except httpx.HTTPError as exc:
-        raise Unreachable(f"cannot reach the registry at {registry_origin}: {exc.__class__.__name__}") from None
-    if response.status_code not in (200, 201):
+        origin = url.split("-/npm/v1/", 1)[0]
+        raise Unreachable(f"cannot reach the registry at {origin}: {exc.__class__.__name__}") from None
+    if response.status_code not in accepted:
         raise refusal(response, what, job, EXCHANGE_FALLBACK)
+    return response
+
+
+def exchange(client: httpx.Client, registry_origin: str, escaped_name: str, id_token: str, job: Job) -> str:
+    """The broker's short-lived token for this package, or a refusal explained by its code."""
+    response = _post_job_token(client, f"{registry_origin}-/npm/v1/oidc/token/exchange/package/{escaped_name}",
+                               id_token, job, "the OIDC token exchange", (200, 201))
     try:
         token = response.json()["token"]
     except (ValueError, KeyError, TypeError):
@@ -103,16 +110,8 @@ def exchange(client: httpx.Client, registry_origin: str, escaped_name: str, id_t
 def verify(client: httpx.Client, registry_origin: str, escaped_name: str, id_token: str, job: Job) -> list[str]:
     """The permissions an exchange would grant this job (the broker's dry run: nothing is spent), or the
     refusal the exchange would give, explained by its code."""
-    url = f"{registry_origin}-/npm/v1/oidc/token/verify/package/{escaped_name}"
-    what = "the OIDC token check (dry run)"
-    try:
-        response = send(client, "POST", url, headers={"authorization": f"Bearer {id_token}"})
-    except RetryableStatus as exc:
-        raise refusal(exc.response, what, job, EXCHANGE_FALLBACK) from None
-    except httpx.HTTPError as exc:
-        raise Unreachable(f"cannot reach the registry at {registry_origin}: {exc.__class__.__name__}") from None
-    if response.status_code != 200:
-        raise refusal(response, what, job, EXCHANGE_FALLBACK)
+    response = _post_job_token(client, f"{registry_origin}-/npm/v1/oidc/token/verify/package/{escaped_name}",
+                               id_token, job, "the OIDC token check (dry run)", (200,))
     try:
         permissions = response.json()["permissions"]
     except (ValueError, KeyError, TypeError):

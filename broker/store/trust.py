@@ -63,19 +63,27 @@ _PACKAGE_RELATIONSHIPS = (select(packages.c.name, packages.c.access, trust_relat
                           .order_by(trust_relationships.c.created_at, trust_relationships.c.id))
 
 
+def _insert_new(conn: Connection, table, *, permissions: list[str], **values) -> str | None:
+    """A new relationship row (not bound yet) and its id; None when the same issuer and configuration
+    exist already (the unique key decides, in a savepoint)."""
+    relationship_id = str(uuid.uuid4())
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(table).values(id=relationship_id, permissions=json.dumps(sorted(permissions)),
+                                              bound="{}", created_at=time.time(), **values))
+    except IntegrityError:
+        return None
+    return relationship_id
+
+
 def add_relationship(conn: Connection, package: str, provider: str, config: BaseModel, permissions: list[str],
                      created_by: str, constraints: Constraints | None = None, *,
                      issuer: str) -> TrustRelationship | None:
     """The new relationship, or None when the package has one with the same issuer and configuration."""
-    relationship_id = str(uuid.uuid4())
-    try:
-        with conn.begin_nested():
-            conn.execute(insert(trust_relationships).values(
-                id=relationship_id, package=package, provider=provider, issuer=issuer,
-                claims=claims_json(config, constraints),
-                permissions=json.dumps(sorted(permissions)), bound="{}", created_by=created_by,
-                created_at=time.time()))
-    except IntegrityError:
+    relationship_id = _insert_new(conn, trust_relationships, package=package, provider=provider, issuer=issuer,
+                                  claims=claims_json(config, constraints), permissions=permissions,
+                                  created_by=created_by)
+    if relationship_id is None:
         return None
     row = conn.execute(select(trust_relationships).where(trust_relationships.c.id == relationship_id)).one()
     return _relationship(row)
@@ -204,15 +212,10 @@ def add_scope_relationship(conn: Connection, scope: str, provider: str, config: 
                            created_by: str, constraints: Constraints | None = None, *,
                            issuer: str) -> TrustRelationship | None:
     """The new relationship, or None when the scope has one with the same issuer and configuration."""
-    relationship_id = str(uuid.uuid4())
-    try:
-        with conn.begin_nested():
-            conn.execute(insert(scope_trust_relationships).values(
-                id=relationship_id, scope=scope, provider=provider, issuer=issuer,
-                claims=claims_json(config, constraints),
-                permissions=json.dumps(sorted(permissions)), bound="{}", created_by=created_by,
-                created_at=time.time()))
-    except IntegrityError:
+    relationship_id = _insert_new(conn, scope_trust_relationships, scope=scope, provider=provider, issuer=issuer,
+                                  claims=claims_json(config, constraints), permissions=permissions,
+                                  created_by=created_by)
+    if relationship_id is None:
         return None
     row = conn.execute(select(scope_trust_relationships)
                        .where(scope_trust_relationships.c.id == relationship_id)).one()
