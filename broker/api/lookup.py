@@ -41,16 +41,23 @@ def readable_package(b: Broker, req: Req, name: PackageName) -> Package:
     return pkg
 
 
+def owned_package(conn, name: PackageName, user_id: int) -> Package:
+    """The package, if `user_id` owns it; a stranger cannot tell a restricted package from a missing one."""
+    pkg = registry.package(conn, name.name)
+    if pkg is None:
+        raise package_not_found(name)
+    if not registry.is_owner(conn, name.name, user_id):
+        if pkg.access != "public":
+            raise package_not_found(name)
+        raise forbidden(f"you do not have permission to change {name}: you are not one of its owners")
+    return pkg
+
+
 def writable_package(b: Broker, req: Req, name: PackageName, action: Action) -> tuple[Credential, User, Package]:
     """The package, the caller and their account, once write access and 2FA are satisfied."""
     cred, user = require_account(b, req)
     with b.db.read() as conn:
-        pkg = registry.package(conn, name.name)
-        if pkg is None:
-            raise package_not_found(name)
-        owner = registry.is_owner(conn, name.name, user.id)
-    if not owner:
-        raise forbidden(f"you do not have permission to change {name}: you are not one of its owners")
+        pkg = owned_package(conn, name, user.id)
     if not cred.may_write(name.name):
         raise forbidden(f"this token cannot write {name}: its packages, scopes or read-only permission exclude it")
     enforce(b, user, second_factor(cred, user.tfa_mode, action, MfaPolicy(pkg.mfa), name.name), req.otp)

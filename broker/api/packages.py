@@ -23,7 +23,7 @@ from .auth import TRUST_ONLY, credential, enforce, require_account, require_logi
 from .bodies import body_as
 from .context import Broker
 from .http import Req, accepts_gzip, json_response, request_variant, same_for_everyone
-from .lookup import package_name, package_not_found, readable_package, writable_package
+from .lookup import owned_package, package_name, package_not_found, readable_package, writable_package
 
 GZIP_FROM = 1024  # smaller documents are sent as they are
 
@@ -311,8 +311,7 @@ def delete_tarball(b: Broker, req: Req) -> Response:
     name = package_name(req)
     _, user = require_account(b, req)
     with b.db.read() as conn:
-        if not registry.is_owner(conn, name.name, user.id):
-            raise forbidden(f"you do not have permission to change {name}: you are not one of its owners")
+        owned_package(conn, name, user.id)
     return json_response({"ok": True})
 
 

@@ -14,7 +14,7 @@ from .auth import require_account
 from .bodies import body_as
 from .context import Broker
 from .http import Req, json_response
-from .lookup import package_name, package_not_found, writable_package
+from .lookup import owned_package, package_name, package_not_found, writable_package
 
 POLICY_BODY = 1024  # {"requiredApprovals": 10} and some whitespace
 
@@ -40,10 +40,7 @@ def set_policy(b: Broker, req: Req) -> Response:
     change = body_as(PolicyChange, req.json_object(), "approval policy")
     _, user = require_account(b, req)
     with b.db.read() as conn:  # before the count check: a stranger learns nothing of the package's owners
-        if registry.package(conn, name.name) is None:
-            raise package_not_found(name)
-        if not registry.is_owner(conn, name.name, user.id):
-            raise forbidden(f"you do not have permission to change {name}: you are not one of its owners")
+        owned_package(conn, name, user.id)
     approval_policy.check(b, name.name, change.required_approvals)  # an unmeetable policy costs no OTP
     cred, user, _ = writable_package(b, req, name, Action.PACKAGE_ADMIN)
     approval_policy.apply(b, name.name, change.required_approvals, actor=user.name, auth=cred.kind.value)

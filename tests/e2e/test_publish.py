@@ -84,6 +84,25 @@ def test_restricted_scoped_package_is_hidden_from_others(accounts, tmp_path):
     assert f"{name}: private" in status.stdout, status
 
 
+def test_a_strangers_changes_to_a_restricted_package_answer_as_for_a_missing_one(accounts):
+    owner, stranger = accounts.create(), accounts.create()
+    name = unique_name(scope="private").replace("/", "%2f")
+    missing = unique_name(scope="private").replace("/", "%2f")
+    from tests.support.packages import publish_document
+
+    document = publish_document(name.replace("%2f", "/"), "1.0.0", access="restricted")
+    assert owner.http("PUT", name, json=document).status_code == 200
+    for method, path, body in (("POST", "-/package/{}/trust", []), ("POST", "-/package/{}/policy",
+                                                                     {"requiredApprovals": 1}),
+                               ("POST", "-/package/{}/hooks", {"url": "https://example.com/"}),
+                               ("PUT", "-/package/{}/dist-tags/beta", "1.0.0"), ("POST", "-/package/{}/access",
+                                                                                   {"access": "public"})):
+        hidden = stranger.http(method, path.format(name), json=body)
+        absent = stranger.http(method, path.format(missing), json=body)
+        assert (hidden.status_code, hidden.json()["code"]) == (absent.status_code, absent.json()["code"]), \
+            (path, hidden.text, absent.text)
+
+
 def test_a_version_used_once_can_never_be_published_again(accounts, tmp_path):
     account = accounts.create()
     name = unique_name()
