@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.orm import aliased
 
-from .tables import webhook_outbox, webhooks
+from .tables import packages, webhook_outbox, webhooks
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,9 @@ def hooks_of(conn: Connection, package: str | None) -> list[Hook]:
 
 
 def hook_count(conn: Connection, package: str) -> int:
+    """How many hooks the package has, with its row locked (PostgreSQL: FOR UPDATE; SQLite writes are
+    serialized anyway) so that two concurrent additions cannot both pass the limit."""
+    conn.execute(select(packages.c.name).where(packages.c.name == package).with_for_update())
     return conn.execute(select(func.count()).select_from(webhooks).where(webhooks.c.package == package)).scalar_one()
 
 
