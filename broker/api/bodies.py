@@ -7,14 +7,13 @@ byte budget (503 beyond it), and a client that stops sending is dropped (408).
 
 from __future__ import annotations
 
+import asyncio
 import io
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
-import anyio
 from pydantic import BaseModel, ValidationError
 from starlette.types import Receive
 
@@ -170,37 +169,35 @@ EMPTY = Body()
 async def receive_body(receive: Receive, limits: BodyLimits, budget: UploadBudget, tmp_dir: Path) -> tuple[Body, int]:
     """Read the body as it arrives; returns it and the budget it took (give that back when done)."""
     body = Body(budget, tmp_dir)
-    taken = 0
-    deadline = time.monotonic() + limits.total_seconds
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limits.total_seconds
     try:
-        while True:
-            wait = min(limits.idle_seconds, deadline - time.monotonic())
-            message = await _next_message(receive, wait, limits)
-            if message["type"] == "http.disconnect":
-                raise ClientGone()
-            chunk = message.get("body", b"")
-            if taken + len(chunk) > limits.max_bytes:
-                raise body_too_large(limits.max_bytes)
-            if chunk:
-                budget.take(len(chunk))
-                taken += len(chunk)
-                body.add(chunk)
-            if not message.get("more_body", False):
-                return body, taken
+        # One timer for the whole body, moved at each message (an anyio scope per message cost ~5 µs each).
+        async with asyncio.timeout(None) as timer:
+            while True:
+                now = loop.time()
+                if now >= deadline:
+                    raise body_timeout(limits.total_seconds)
+                timer.reschedule(min(now + limits.idle_seconds, deadline))
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientGone()
+                chunk = message.get("body", b"")
+                if body.size + len(chunk) > limits.max_bytes:
+                    raise body_too_large(limits.max_bytes)
+                if chunk:
+                    budget.take(len(chunk))
+                    body.add(chunk)
+                if not message.get("more_body", False):
+                    return body, body.size
+    except TimeoutError:
+        body.close()
+        budget.give_back(body.size)
+        raise body_timeout(limits.idle_seconds) from None
     except BaseException:
         body.close()
-        budget.give_back(taken)
+        budget.give_back(body.size)
         raise
-
-
-async def _next_message(receive: Receive, wait: float, limits: BodyLimits) -> dict:
-    if wait <= 0:
-        raise body_timeout(limits.total_seconds)
-    with anyio.move_on_after(wait) as scope:
-        message = await receive()
-    if scope.cancelled_caught:
-        raise body_timeout(limits.idle_seconds)
-    return message
 
 
 M = TypeVar("M", bound=BaseModel)
