@@ -7,13 +7,13 @@ byte budget (503 beyond it), and a client that stops sending is dropped (408).
 
 from __future__ import annotations
 
+import asyncio
+import io
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
-import anyio
 from pydantic import BaseModel, ValidationError
 from starlette.types import Receive
 
@@ -22,7 +22,12 @@ from ..errors import RegistryError, bad_request
 
 KIB = 1024
 MIB = 1024 * KIB
-SPOOL_IN_MEMORY = 256 * KIB  # a body larger than this goes to a temporary file while it arrives
+# A body up to this size stays in memory while it arrives, if the worker's bodies in memory leave room
+# (MEMORY_FOR_BODIES); otherwise, and always past it, its bytes go to a temporary file. Bodies up to
+# http.SPILL_FROM are parsed from memory anyway: writing them to a file and reading them back cost a
+# 1 MiB publish ~0.4 ms of system time for nothing.
+IN_MEMORY_UP_TO = 4 * MIB
+MEMORY_FOR_BODIES = 32 * MIB  # per worker: the bytes all bodies held in memory may add up to
 BUSY_RETRY_AFTER = "5"
 
 
@@ -58,11 +63,14 @@ def declared_length(value: str | None, limit: int) -> int | None:
 
 
 class UploadBudget:
-    """The bytes all requests in flight hold, capped. Used from the event loop only (no lock needed)."""
+    """The bytes all requests in flight hold, capped (503 beyond), and, within them, the bytes held in
+    memory (bodies go to files beyond that). Used from the event loop only (no lock needed)."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, memory: int = MEMORY_FOR_BODIES) -> None:
         self.capacity = capacity
         self.held = 0
+        self.memory = memory
+        self.in_memory = 0
 
     def take(self, amount: int) -> None:
         if self.held + amount > self.capacity:
@@ -71,6 +79,15 @@ class UploadBudget:
 
     def give_back(self, amount: int) -> None:
         self.held -= amount
+
+    def take_memory(self, amount: int) -> bool:
+        if self.in_memory + amount > self.memory:
+            return False
+        self.in_memory += amount
+        return True
+
+    def give_back_memory(self, amount: int) -> None:
+        self.in_memory -= amount
 
 
 @dataclass(frozen=True)
@@ -81,32 +98,69 @@ class BodyLimits:
 
 
 class Body:
-    """A request body that has arrived in full: in memory when small, in a temporary file otherwise."""
+    """A request body as it arrives and once it has: its chunks in memory while the budget's memory
+    share allows (up to IN_MEMORY_UP_TO), in a temporary file otherwise."""
 
-    def __init__(self, spool: BinaryIO | None = None, size: int = 0, folder: Path | None = None) -> None:
-        self._spool = spool
-        self.size = size
+    def __init__(self, budget: UploadBudget | None = None, folder: Path | None = None) -> None:
+        self._budget = budget
+        self._chunks: list[bytes] = []
+        self._in_memory = 0  # what this body took from the budget's memory share
+        self._file: BinaryIO | None = None
+        self.size = 0
         self.folder = folder  # where its temporary files go (and those made from it)
+
+    def add(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self._file is None and self.size <= IN_MEMORY_UP_TO and self._budget is not None \
+                and self._budget.take_memory(len(chunk)):
+            self._in_memory += len(chunk)
+            self._chunks.append(chunk)
+            return
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(dir=self.folder)
+            self._file.writelines(self._chunks)
+            self._chunks = []
+            self._release_memory()
+        self._file.write(chunk)
 
     def file(self) -> BinaryIO | None:
         """The body to read in slices (close the Body when done), or None when there is none."""
-        if self._spool is not None:
-            self._spool.seek(0)
-        return self._spool
+        if self._file is None and self._chunks:
+            self._file, self._chunks = io.BytesIO(self._joined()), []
+        if self._file is not None:
+            self._file.seek(0)
+        return self._file
 
     def read(self) -> bytes:
-        """The whole body, read once (later reads give b"" and free the temporary file)."""
-        if self._spool is None:
-            return b""
-        self._spool.seek(0)
-        data = self._spool.read()
-        self.close()
+        """The whole body, read once: later reads give b"", and the memory or the temporary file is let
+        go of (its share of the budget's memory comes back at close(), on the event loop)."""
+        if self._file is not None:
+            self._file.seek(0)
+            data = self._file.read()
+        else:
+            data = self._joined()
+        self.drop()
         return data
 
+    def drop(self) -> None:
+        """Let go of the body's bytes (from any thread; close() still gives its memory share back)."""
+        self._chunks = []
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
     def close(self) -> None:
-        if self._spool is not None:
-            self._spool.close()
-            self._spool = None
+        """Let go of the body and give back its memory share: on the event loop, as the budget is."""
+        self.drop()
+        self._release_memory()
+
+    def _joined(self) -> bytes:
+        return self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
+
+    def _release_memory(self) -> None:
+        if self._budget is not None and self._in_memory:
+            self._budget.give_back_memory(self._in_memory)
+        self._in_memory = 0
 
 
 EMPTY = Body()
@@ -114,38 +168,36 @@ EMPTY = Body()
 
 async def receive_body(receive: Receive, limits: BodyLimits, budget: UploadBudget, tmp_dir: Path) -> tuple[Body, int]:
     """Read the body as it arrives; returns it and the budget it took (give that back when done)."""
-    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, dir=tmp_dir)
-    taken = 0
-    deadline = time.monotonic() + limits.total_seconds
+    body = Body(budget, tmp_dir)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limits.total_seconds
     try:
-        while True:
-            wait = min(limits.idle_seconds, deadline - time.monotonic())
-            message = await _next_message(receive, wait, limits)
-            if message["type"] == "http.disconnect":
-                raise ClientGone()
-            chunk = message.get("body", b"")
-            if taken + len(chunk) > limits.max_bytes:
-                raise body_too_large(limits.max_bytes)
-            if chunk:
-                budget.take(len(chunk))
-                taken += len(chunk)
-                spool.write(chunk)
-            if not message.get("more_body", False):
-                return Body(spool, taken, tmp_dir), taken
+        # One timer for the whole body, moved at each message (an anyio scope per message cost ~5 µs each).
+        async with asyncio.timeout(None) as timer:
+            while True:
+                now = loop.time()
+                if now >= deadline:
+                    raise body_timeout(limits.total_seconds)
+                timer.reschedule(min(now + limits.idle_seconds, deadline))
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientGone()
+                chunk = message.get("body", b"")
+                if body.size + len(chunk) > limits.max_bytes:
+                    raise body_too_large(limits.max_bytes)
+                if chunk:
+                    budget.take(len(chunk))
+                    body.add(chunk)
+                if not message.get("more_body", False):
+                    return body, body.size
+    except TimeoutError:
+        body.close()
+        budget.give_back(body.size)
+        raise body_timeout(limits.idle_seconds) from None
     except BaseException:
-        spool.close()
-        budget.give_back(taken)
+        body.close()
+        budget.give_back(body.size)
         raise
-
-
-async def _next_message(receive: Receive, wait: float, limits: BodyLimits) -> dict:
-    if wait <= 0:
-        raise body_timeout(limits.total_seconds)
-    with anyio.move_on_after(wait) as scope:
-        message = await receive()
-    if scope.cancelled_caught:
-        raise body_timeout(limits.idle_seconds)
-    return message
 
 
 M = TypeVar("M", bound=BaseModel)

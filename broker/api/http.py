@@ -39,17 +39,32 @@ def invalid_json(detail: str) -> RegistryError:
     return bad_request(f"the request body is not valid JSON: {detail}", code="body.invalid-json")
 
 
+# Every byte but the separators: deleting them leaves the separators to count in one pass in C that
+# allocates only what it keeps (three str.count passes over a 1 MiB publish took 1 ms; this, 0.3 ms).
+_NOT_SEPARATORS = bytes(b for b in range(256) if b not in b",[{")
+_NUL_ESCAPE_BYTES = re.compile(_NUL_ESCAPE.pattern.encode())
+
+
+def json_text(raw: bytes) -> str:
+    """The body as text once it passes the limits checked before parsing (400 `body.invalid-json`)."""
+    if len(raw.translate(None, _NOT_SEPARATORS)) > MAX_JSON_SEPARATORS:
+        raise invalid_json(f"more than {MAX_JSON_SEPARATORS} values")
+    # A NUL escape needs a backslash; a tarball's base64 has none, and memchr finds that in microseconds.
+    if b"\\" in raw and b"\\u0000" in raw and _NUL_ESCAPE_BYTES.search(raw):
+        raise invalid_json("a string holds a NUL character (\\u0000), which this registry does not accept")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise bad_request("the request body is not valid UTF-8 JSON", code="body.invalid-json") from None
+
+
 def parse_json(raw: bytes | str) -> Any:
     """A JSON document from untrusted bytes: 400 `body.invalid-json` for anything malformed or too deep."""
-    if isinstance(raw, (bytes, bytearray)):
-        try:
-            raw = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise bad_request("the request body is not valid UTF-8 JSON", code="body.invalid-json") from None
-    if raw.count(",") + raw.count("[") + raw.count("{") > MAX_JSON_SEPARATORS:
-        raise invalid_json(f"more than {MAX_JSON_SEPARATORS} values")
-    if "\\u0000" in raw and _NUL_ESCAPE.search(raw):
-        raise invalid_json("a string holds a NUL character (\\u0000), which this registry does not accept")
+    return parse_json_text(json_text(raw.encode() if isinstance(raw, str) else raw))
+
+
+def parse_json_text(raw: str) -> Any:
+    """The document in `raw`, which `json_text` returned."""
     try:
         value = json.loads(raw, parse_constant=_no_constant)
     except RecursionError:
@@ -117,17 +132,14 @@ class Req:
             try:
                 return parse_large_json(self.payload.file(), self.payload.folder)
             finally:
-                self.payload.close()
+                self.payload.drop()
         raw = self._bytes if self._bytes is not None else self.payload.read()
         self._bytes = b""
         if not raw:
             raise bad_request("this request needs a JSON body", code="body.invalid-json")
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise bad_request("the request body is not valid UTF-8 JSON", code="body.invalid-json") from None
+        text = json_text(raw)
         del raw
-        return parse_json(text)
+        return parse_json_text(text)
 
     def json_object(self) -> dict[str, Any]:
         value = self.json()
