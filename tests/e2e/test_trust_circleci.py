@@ -11,7 +11,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.e2e.test_trust_gitlab import exchange, owned_package, printed_json
+from tests.e2e.test_trust_gitlab import assert_round_trip_then_revoke, exchange, owned_package, printed_json
 from tests.support.issuer import (CIRCLECI_ORG, CIRCLECI_PIPELINE_DEFINITION, CIRCLECI_PROJECT,
                                   CIRCLECI_VCS_ORIGIN)
 from tests.support.packages import set_version
@@ -50,12 +50,7 @@ def test_trust_circleci_creates_list_shows_and_revoke_removes(accounts, circleci
     again = account.npm("trust", "circleci", name, "--org-id", shown["orgId"], "--project-id", shown["projectId"],
                         "--pipeline-definition-id", shown["pipelineDefinitionId"], "--vcs-origin", shown["vcsOrigin"],
                         "--context-id", *shown["contextIds"], "--allow-stage-publish", "--dry-run", "--json")
-    assert again.returncode == 0, again
-    (would_send,) = printed_json(again.stdout)
-    assert would_send == {"package": name, **{k: v for k, v in shown.items() if k not in ("id", "type")}}
-    revoked = account.npm("trust", "revoke", name, f"--id={shown['id']}", f"--otp={account.otp()}")
-    assert revoked.returncode == 0, revoked
-    assert account.http("GET", f"-/package/{name}/trust").json() == []
+    assert_round_trip_then_revoke(account, name, shown, again)
 
 
 def test_a_circleci_job_stages_and_cannot_publish_without_allow_publish(accounts, circleci_issuer, tmp_path):

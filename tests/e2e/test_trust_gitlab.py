@@ -40,6 +40,17 @@ def printed_json(output: str) -> list[dict]:
     return [json.loads(chunk) for chunk in re.findall(r"\{.*?\n\}", output, re.S)]
 
 
+def assert_round_trip_then_revoke(account, name: str, shown: dict, again) -> None:
+    """`npm trust <kind> … --dry-run --json` with the flags `npm trust list --json` showed sends the same
+    configuration back; then `npm trust revoke` removes the relationship."""
+    assert again.returncode == 0, again
+    (would_send,) = printed_json(again.stdout)
+    assert would_send == {"package": name, **{k: v for k, v in shown.items() if k not in ("id", "type")}}
+    revoked = account.npm("trust", "revoke", name, f"--id={shown['id']}", f"--otp={account.otp()}")
+    assert revoked.returncode == 0, revoked
+    assert account.http("GET", f"-/package/{name}/trust").json() == []
+
+
 def test_trust_gitlab_creates_list_shows_and_revoke_removes(accounts, tmp_path):
     account, name, _ = owned_package(accounts, tmp_path)
     created = trust_gitlab(account, name, "--env", "production", "--allow-stage-publish")
@@ -59,12 +70,7 @@ def test_trust_gitlab_creates_list_shows_and_revoke_removes(accounts, tmp_path):
     # run prints what it would send: no one-time code spent on a 409).
     again = account.npm("trust", "gitlab", name, "--project", shown["project"], "--file", shown["file"],
                         "--env", shown["environment"], "--allow-stage-publish", "--dry-run", "--json")
-    assert again.returncode == 0, again
-    (would_send,) = printed_json(again.stdout)
-    assert would_send == {"package": name, **{k: v for k, v in shown.items() if k not in ("id", "type")}}
-    revoked = account.npm("trust", "revoke", name, f"--id={shown['id']}", f"--otp={account.otp()}")
-    assert revoked.returncode == 0, revoked
-    assert account.http("GET", f"-/package/{name}/trust").json() == []
+    assert_round_trip_then_revoke(account, name, shown, again)
 
 
 def test_a_gitlab_job_stages_and_cannot_publish_without_allow_publish(accounts, gitlab_issuer, tmp_path):
