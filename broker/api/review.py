@@ -306,19 +306,24 @@ def stage_page(b: Broker, req: Req) -> Response:
         return _redirect(b, "signin")
     stage = _visible_stage(b, req, session.credential, session.user)
     base_version, reason = _compared_with(b, stage)
-    try:
-        diff, error = DIFF_SLOTS.run(_diff, b, stage, base_version), ""
-    except Busy:
-        diff, error = None, "The registry is comparing other versions right now: reload the page in a few seconds."
-    except InvalidTarball as exc:
-        diff, error = None, f"The tarballs could not be compared: {exc}"
-    if isinstance(diff, str):
-        diff, error = None, diff
+    # A HEAD answer has no body: no comparison to make.
+    diff, error = (None, "") if req.method == "HEAD" else _comparison(b, stage, base_version)
     with b.db.read() as conn:
         view, = _views(b, conn, [stage], time.time())
         maintainers = stage_store.owner_count(conn, stage.package)
     return _page(b, "stage.html", session, stage=view, base_version=base_version, base_reason=reason, diff=diff,
                  diff_error=error, limits=LIMITS, maintainers=maintainers, max_required=min(MAX_APPROVALS, maintainers))
+
+
+def _comparison(b: Broker, stage: StageRow, base_version: str | None) -> tuple[ReviewDiff | None, str]:
+    """The diff, or why there is none to show."""
+    try:
+        diff = DIFF_SLOTS.run(_diff, b, stage, base_version)
+    except Busy:
+        return None, "The registry is comparing other versions right now: reload the page in a few seconds."
+    except InvalidTarball as exc:
+        return None, f"The tarballs could not be compared: {exc}"
+    return (None, diff) if isinstance(diff, str) else (diff, "")
 
 
 def _compared_with(b: Broker, stage: StageRow) -> tuple[str | None, str]:

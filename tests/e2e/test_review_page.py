@@ -306,3 +306,10 @@ def test_the_stagers_own_approval_is_refused_before_its_otp_is_spent(accounts, b
         assert own.status_code == 403 and "yourself" in _message(own), own.text
         rejected = page.decide(stage_id, "reject", code)  # the same code: the refusal did not spend it
         assert rejected.status_code == 200 and "is rejected" in rejected.text, rejected.text
+
+
+def test_head_of_a_stage_page_answers_without_a_body(accounts, client):
+    owner, _, stage_id = staged_package(accounts)
+    client.signed_in(owner)
+    head = client.http.head(f"-/review/stage/{stage_id}")
+    assert head.status_code == 200 and head.content == b"" and head.headers["x-frame-options"] == "DENY"
