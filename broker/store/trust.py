@@ -63,8 +63,8 @@ _PACKAGE_RELATIONSHIPS = (select(packages.c.name, packages.c.access, trust_relat
                           .order_by(trust_relationships.c.created_at, trust_relationships.c.id))
 
 
-def _insert_new(conn: Connection, table, *, permissions: list[str], **values) -> str | None:
-    """A new relationship row (not bound yet) and its id; None when the same issuer and configuration
+def _insert_new(conn: Connection, table, *, permissions: list[str], **values):
+    """The new relationship row (not bound yet), as stored; None when the same issuer and configuration
     exist already (the unique key decides, in a savepoint)."""
     relationship_id = str(uuid.uuid4())
     try:
@@ -73,20 +73,16 @@ def _insert_new(conn: Connection, table, *, permissions: list[str], **values) ->
                                               bound="{}", created_at=time.time(), **values))
     except IntegrityError:
         return None
-    return relationship_id
+    return conn.execute(select(table).where(table.c.id == relationship_id)).one()
 
 
 def add_relationship(conn: Connection, package: str, provider: str, config: BaseModel, permissions: list[str],
                      created_by: str, constraints: Constraints | None = None, *,
                      issuer: str) -> TrustRelationship | None:
     """The new relationship, or None when the package has one with the same issuer and configuration."""
-    relationship_id = _insert_new(conn, trust_relationships, package=package, provider=provider, issuer=issuer,
-                                  claims=claims_json(config, constraints), permissions=permissions,
-                                  created_by=created_by)
-    if relationship_id is None:
-        return None
-    row = conn.execute(select(trust_relationships).where(trust_relationships.c.id == relationship_id)).one()
-    return _relationship(row)
+    row = _insert_new(conn, trust_relationships, package=package, provider=provider, issuer=issuer,
+                      claims=claims_json(config, constraints), permissions=permissions, created_by=created_by)
+    return None if row is None else _relationship(row)
 
 
 def issuers_in_use(conn: Connection, provider: str) -> frozenset[str]:
@@ -212,14 +208,9 @@ def add_scope_relationship(conn: Connection, scope: str, provider: str, config: 
                            created_by: str, constraints: Constraints | None = None, *,
                            issuer: str) -> TrustRelationship | None:
     """The new relationship, or None when the scope has one with the same issuer and configuration."""
-    relationship_id = _insert_new(conn, scope_trust_relationships, scope=scope, provider=provider, issuer=issuer,
-                                  claims=claims_json(config, constraints), permissions=permissions,
-                                  created_by=created_by)
-    if relationship_id is None:
-        return None
-    row = conn.execute(select(scope_trust_relationships)
-                       .where(scope_trust_relationships.c.id == relationship_id)).one()
-    return _scope_relationship(row)
+    row = _insert_new(conn, scope_trust_relationships, scope=scope, provider=provider, issuer=issuer,
+                      claims=claims_json(config, constraints), permissions=permissions, created_by=created_by)
+    return None if row is None else _scope_relationship(row)
 
 
 def scope_relationship_count(conn: Connection, scope: str) -> int:

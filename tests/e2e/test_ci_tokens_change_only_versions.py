@@ -36,11 +36,16 @@ def bypass_token(account, otp: bool = True) -> str:
     return created.json()["token"]
 
 
+def _trust_token_publish(broker, issuer, name: str, access: str) -> httpx.Response:
+    """Version 1.1.0 published with a token the fake issuer's job got from the exchange."""
+    token = trust_token(broker.url, name, issuer)
+    return httpx.put(broker.url + name.replace("/", "%2f"), timeout=60, headers={"authorization": f"Bearer {token}"},
+                     json=publish_document(name, "1.1.0", access=access))
+
+
 def test_a_trust_token_publish_cannot_make_a_restricted_package_public(accounts, broker, issuer):
     account, name = restricted_package(accounts, "createPackage")
-    token = trust_token(broker.url, name, issuer)
-    response = httpx.put(broker.url + name.replace("/", "%2f"), timeout=60, headers={"authorization": f"Bearer {token}"},
-                         json=publish_document(name, "1.1.0", access="public"))
+    response = _trust_token_publish(broker, issuer, name, access="public")
     assert response.status_code == 403, response.text
     assert response.json()["code"] == "trust.permission-denied"
     assert "npm access set status=public" in response.json()["error"]
@@ -50,9 +55,7 @@ def test_a_trust_token_publish_cannot_make_a_restricted_package_public(accounts,
 
 def test_a_trust_token_publish_that_keeps_the_access_is_accepted(accounts, broker, issuer):
     account, name = restricted_package(accounts, "createPackage")
-    token = trust_token(broker.url, name, issuer)
-    response = httpx.put(broker.url + name.replace("/", "%2f"), timeout=60, headers={"authorization": f"Bearer {token}"},
-                         json=publish_document(name, "1.1.0", access="restricted"))
+    response = _trust_token_publish(broker, issuer, name, access="restricted")
     assert response.status_code == 200, response.text
     assert access_of(account, name) == "restricted"
 

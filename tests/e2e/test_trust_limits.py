@@ -17,11 +17,16 @@ def gitlab(file: str) -> dict:
 
 # TOTP codes are single-use and only three are valid at once: each account here uses at most three.
 
-def test_a_package_holds_nine_relationships_of_both_kinds_and_refuses_two_more_all_or_nothing(accounts):
+def _package_with_2fa(accounts):
     account = accounts.create()
     name = unique_name()
     assert account.http("PUT", name, json=publish_document(name, "1.0.0")).status_code == 200
     account.enable_2fa()
+    return account, name
+
+
+def test_a_package_holds_nine_relationships_of_both_kinds_and_refuses_two_more_all_or_nothing(accounts):
+    account, name = _package_with_2fa(accounts)
     first = [github(f"g{i}.yml") for i in range(5)] + [gitlab(f"l{i}.yml") for i in range(4)]
     assert account.http("POST", f"-/package/{name}/trust", otp=True, json=first).status_code == 201
     two_more = [gitlab("l8.yml"), gitlab("l9.yml")]
@@ -32,10 +37,7 @@ def test_a_package_holds_nine_relationships_of_both_kinds_and_refuses_two_more_a
 
 
 def test_the_cli_is_refused_an_eleventh_relationship_and_lists_all_ten(accounts):
-    account = accounts.create()
-    name = unique_name()
-    assert account.http("PUT", name, json=publish_document(name, "1.0.0")).status_code == 200
-    account.enable_2fa()
+    account, name = _package_with_2fa(accounts)
     ten = [github(f"g{i}.yml") for i in range(5)] + [gitlab(f"l{i}.yml") for i in range(5)]
     assert account.http("POST", f"-/package/{name}/trust", otp=True, json=ten).status_code == 201
     eleventh = account.npm("trust", "gitlab", name, "--project", "acme/widget", "--file", "x.yml",
