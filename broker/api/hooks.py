@@ -18,13 +18,13 @@ from ..domain.credentials import Action
 from ..domain.packument import iso
 from ..domain.webhooks import HookRequest, InvalidTarget, check_target
 from ..errors import bad_request, conflict, forbidden, not_found
-from ..store import audit, registry
+from ..store import audit
 from ..store import webhooks as hook_store
 from .auth import require_account
 from .bodies import body_as
 from .context import Broker
 from .http import Req, json_response
-from .lookup import package_name, package_not_found, writable_package
+from .lookup import owned_package, package_name, writable_package
 
 HOOK_BODY = 8 * 1024  # a URL of at most 2 KiB and a list of events
 MAX_PER_PACKAGE = 10
@@ -33,10 +33,7 @@ MAX_PER_PACKAGE = 10
 def new_hook(b: Broker, conn: Connection, package: str | None, change: HookRequest,
              actor: str | None) -> tuple[hook_store.Hook, str]:
     """Add a hook in the caller's transaction; returns it and its secret (shown once)."""
-    try:
-        url = check_target(change.url, b.settings.webhook_allow_private)
-    except InvalidTarget as exc:
-        raise bad_request(f"invalid webhook URL: {exc}", code="hook.invalid-url") from None
+    url = checked_target(b, change)
     secret = "whsec_" + secrets.token_urlsafe(32)
     hook = hook_store.add_hook(conn, package, b.box.seal(url.encode()), change.events, b.box.seal(secret.encode()),
                                actor)
@@ -71,11 +68,11 @@ def list_hooks(b: Broker, req: Req) -> Response:
     hook's URL by its origin only (an automation token that may publish does not learn a Slack URL)."""
     name = package_name(req)
     cred, user = require_account(b, req)
+    refusal = f"listing the webhooks of {name} needs write access to it"
     with b.db.read() as conn:
-        if registry.package(conn, name.name) is None:
-            raise package_not_found(name)
-        if not registry.is_owner(conn, name.name, user.id) or not cred.may_write(name.name):
-            raise forbidden(f"listing the webhooks of {name} needs write access to it")
+        owned_package(conn, name, user.id, refusal)
+        if not cred.may_write(name.name):
+            raise forbidden(refusal)
         hooks = hook_store.hooks_of(conn, name.name)
         pending = hook_store.pending_counts(conn, [h.id for h in hooks])
     return json_response([describe(b, h, pending.get(h.id, 0), full_url=False) for h in hooks])
@@ -84,7 +81,7 @@ def list_hooks(b: Broker, req: Req) -> Response:
 def create_hook(b: Broker, req: Req) -> Response:
     name = package_name(req)
     change = body_as(HookRequest, req.json_object(), "webhook")
-    check_target_early(b, change)
+    checked_target(b, change)  # a bad URL costs no OTP
     _, user, _ = writable_package(b, req, name, Action.PACKAGE_ADMIN)
     with b.db.write() as conn:
         if hook_store.hook_count(conn, name.name) >= MAX_PER_PACKAGE:
@@ -94,10 +91,10 @@ def create_hook(b: Broker, req: Req) -> Response:
     return json_response({**describe(b, hook), "secret": secret}, status=201)
 
 
-def check_target_early(b: Broker, change: HookRequest) -> None:
-    """A bad URL costs no OTP."""
+def checked_target(b: Broker, change: HookRequest) -> str:
+    """The hook's URL, or a 400 (checked before the OTP too: a bad URL costs none)."""
     try:
-        check_target(change.url, b.settings.webhook_allow_private)
+        return check_target(change.url, b.settings.webhook_allow_private)
     except InvalidTarget as exc:
         raise bad_request(f"invalid webhook URL: {exc}", code="hook.invalid-url") from None
 

@@ -41,15 +41,16 @@ def readable_package(b: Broker, req: Req, name: PackageName) -> Package:
     return pkg
 
 
-def owned_package(conn, name: PackageName, user_id: int) -> Package:
-    """The package, if `user_id` owns it; a stranger cannot tell a restricted package from a missing one."""
+def owned_package(conn, name: PackageName, user_id: int, refusal: str | None = None) -> Package:
+    """The package, if `user_id` owns it; a stranger cannot tell a restricted package from a missing one,
+    and of a public one is told `refusal`."""
     pkg = registry.package(conn, name.name)
     if pkg is None:
         raise package_not_found(name)
     if not registry.is_owner(conn, name.name, user_id):
         if pkg.access != "public":
             raise package_not_found(name)
-        raise forbidden(f"you do not have permission to change {name}: you are not one of its owners")
+        raise forbidden(refusal or f"you do not have permission to change {name}: you are not one of its owners")
     return pkg
 
 

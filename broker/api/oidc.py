@@ -169,7 +169,7 @@ def _spend(b: Broker, conn, issuer: TrustedIssuer, claims, package: str) -> str 
             401, "this OIDC token was already exchanged (replayed jti): request a fresh token in the job",
             code="oidc.replayed")
     else:
-        decided, detail = decide(b, conn, issuer, claims, package)
+        decided, detail = decide(conn, issuer, claims, package)
         outcome = decided if isinstance(decided, ExchangeRefused) else _grant(b, conn, issuer, claims, package,
                                                                                decided, detail)
         if isinstance(outcome, ExchangeRefused):
@@ -187,7 +187,7 @@ def per_package_jti(jti: str, package: str) -> str:
     return "package:" + hashlib.sha256(f"{jti}\n{package}".encode()).hexdigest()
 
 
-def decide(b: Broker, conn, issuer: TrustedIssuer, claims, package: str) -> tuple[Match | ExchangeRefused, dict]:
+def decide(conn, issuer: TrustedIssuer, claims, package: str) -> tuple[Match | ExchangeRefused, dict]:
     """The relationships that grant this token the package, or the refusal; and what the audit row says
     about it (owners only). Reads only: the dry run (api/verify.py) decides exactly as the exchange."""
     missing = missing_required_claims(issuer.provider, claims)

@@ -6,15 +6,13 @@ from starlette.responses import Response
 
 from ..domain.approvals import PolicyChange
 from ..domain.credentials import Action
-from ..errors import forbidden
 from ..services import approval_policy
-from ..store import registry
 from ..store import staging as stage_store
 from .auth import require_account
 from .bodies import body_as
 from .context import Broker
 from .http import Req, json_response
-from .lookup import owned_package, package_name, package_not_found, writable_package
+from .lookup import owned_package, package_name, writable_package
 
 POLICY_BODY = 1024  # {"requiredApprovals": 10} and some whitespace
 
@@ -24,11 +22,7 @@ def get_policy(b: Broker, req: Req) -> Response:
     name = package_name(req)
     _, user = require_account(b, req)
     with b.db.read() as conn:
-        pkg = registry.package(conn, name.name)
-        if pkg is None:
-            raise package_not_found(name)
-        if not registry.is_owner(conn, name.name, user.id):
-            raise forbidden(f"only the maintainers of {name} can read its approval policy")
+        owned_package(conn, name, user.id, f"only the maintainers of {name} can read its approval policy")
         required = stage_store.required_approvals(conn, name.name)
         maintainers = stage_store.owner_count(conn, name.name)
     return json_response({"requiredApprovals": required, "maintainers": maintainers})

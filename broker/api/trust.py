@@ -28,7 +28,7 @@ from ..store import trust as trust_store
 from .auth import enforce, require_account
 from .context import Broker
 from .http import Req, json_response
-from .lookup import package_name, writable_package
+from .lookup import owned_package, package_name, writable_package
 
 MAX_PER_REQUEST = 10
 MAX_PER_PACKAGE = 10  # as npmjs.com: every relationship is a way in, and each exchange tries them all
@@ -109,12 +109,12 @@ def list_relationships(b: Broker, req: Req) -> Response:
                                   if owner or r.created_by == user.name])
     name = package_name(req)
     cred, user = require_account(b, req)
+    refusal = f"listing the trust relationships of {name} needs write access to it"
     with b.db.read() as conn:
-        relationships = trust_store.package_relationships(conn, name.name)
-        if relationships is None:
-            raise not_found(f"package {name} not found")
-        if not registry.is_owner(conn, name.name, user.id) or not cred.may_write(name.name):
-            raise forbidden(f"listing the trust relationships of {name} needs write access to it")
+        owned_package(conn, name, user.id, refusal)
+        if not cred.may_write(name.name):
+            raise forbidden(refusal)
+        relationships = trust_store.package_relationships(conn, name.name) or []
     return json_response([describe(r) for r in relationships])
 
 

@@ -44,8 +44,9 @@ OWNER_BODY = MAX_TOKEN_BYTES + KIB  # one JWT and its JSON wrapping
 
 class VerifyBudget:
     """How many times each verified JWT (issuer, jti) was dry-run. Counted only after the signature
-    verified, so junk cannot fill it; bounded, forgetting the oldest first (a caller who wants to
-    push an entry out needs that many valid tokens of a trusted issuer, each a CI job's)."""
+    verified, so junk cannot fill it; bounded, forgetting the oldest first (pushing an entry out takes
+    that many valid tokens of a trusted issuer: a CI job can ask for many, so the bound is on memory,
+    not on how often one job may check)."""
 
     def __init__(self, per_token: int = MAX_VERIFICATIONS_PER_TOKEN, size: int = 10_000) -> None:
         self.per_token, self.size = per_token, size
@@ -85,7 +86,7 @@ async def verify(b: Broker, req: Req) -> Response:
 
     def decided():
         with b.db.read() as conn:
-            return decide(b, conn, issuer, claims, name.name)[0]
+            return decide(conn, issuer, claims, name.name)[0]
     outcome = await to_thread.run_sync(decided)
     if isinstance(outcome, ExchangeRefused):
         raise outcome
@@ -98,7 +99,7 @@ async def _owner_comparison(b: Broker, req: Req, name: PackageName) -> Response:
     issuer, claims = await verified_claims(b, jwt)
 
     def compare(conn) -> dict[str, Any]:
-        outcome, _ = decide(b, conn, issuer, claims, name.name)
+        outcome, _ = decide(conn, issuer, claims, name.name)
         found = trust_store.trust_for(conn, name.name)
         relationships = found.relationships if found else []
         answer = comparison(issuer, claims, name.name, outcome,

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .manifest import npm_publish_view
-from .tarball import BoundedTarInfo, InvalidTarball, _Bounded, refuse_early_end
+from .tarball import _TAR_READ, BoundedTarInfo, InvalidTarball, _Bounded, refuse_early_end
 
 KIB, MIB = 1024, 1024 * 1024
 
@@ -98,7 +98,8 @@ def snapshot(data: bytes, limits: Limits = Limits()) -> Snapshot:
     stream = _Bounded(gzip.GzipFile(fileobj=io.BytesIO(data)), limits.unpacked_bytes)
     unpacked, path_chars = 0, 0
     try:
-        with tarfile.open(fileobj=io.BufferedReader(stream), mode="r|", tarinfo=BoundedTarInfo) as archive:
+        with tarfile.open(fileobj=io.BufferedReader(stream), mode="r|", tarinfo=BoundedTarInfo,
+                          bufsize=_TAR_READ) as archive:
             for count, member in enumerate(archive):
                 if count >= limits.entries:
                     raise InvalidTarball(f"the tarball holds more than {limits.entries} entries")

@@ -19,11 +19,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+
 from ..domain.circleci import UUID, CircleCIProvider
 from ..domain.providers import PROVIDERS
 from ..domain.trust import Provider
 from ..settings import IssuerSetting, Settings
-from .jwks import JwksCache
+from .jwks import TIMEOUT, JwksCache
 from .verify import TemporarilyUnverifiable
 
 log = logging.getLogger("stagegate")
@@ -53,7 +55,11 @@ class OrgIssuers:
         self.setting = setting
         self.prefix = setting.issuer
         self._in_use = in_use
-        self._fetcher = fetcher
+        self._fetcher = fetcher  # the organizations' key fetches
+        # Which organizations relationships name is read on a thread of its own: key fetches that a
+        # stranger can queue (a random kid per organization) never delay it.
+        self._refresher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="oidc-orgs")
+        self._client = httpx.Client(timeout=TIMEOUT, follow_redirects=False)  # one host: one pool for all
         self._known: frozenset[str] = frozenset()
         self._issuers: dict[str, TrustedIssuer] = {}
         self._checked_at = float("-inf")
@@ -92,7 +98,7 @@ class OrgIssuers:
             found = self._issuers.get(iss)
             if found is None:
                 found = self._issuers[iss] = TrustedIssuer(
-                    PROVIDERS[CircleCIProvider.type], iss, JwksCache(iss, fetcher=self._fetcher),
+                    PROVIDERS[CircleCIProvider.type], iss, JwksCache(iss, client=self._client, fetcher=self._fetcher),
                     self.setting.allow_self_hosted_runners, self.setting.allow_workflow_run)
             return found
 
@@ -103,7 +109,7 @@ class OrgIssuers:
             if self._in_use is None or time.monotonic() - self._checked_at < ORG_REFRESH_INTERVAL:
                 return None
             self._checked_at = time.monotonic()
-            self._inflight = self._fetcher.submit(self._refresh)
+            self._inflight = self._refresher.submit(self._refresh)
             return self._inflight
 
     def _refresh(self) -> None:

@@ -9,8 +9,8 @@ Targets are checked at connect time against server-side request forgery: the hos
 every address it resolves to must be public (unless STAGEGATE_WEBHOOK_ALLOW_PRIVATE), and the
 request goes to that checked address (Host header and TLS server name stay the hook's host), so a
 DNS answer that changes between check and connect (rebinding) cannot redirect it. No redirects are
-followed, no proxy from the environment is used, the response body is never read, and a try ends after
-DEADLINE seconds however slowly the receiver answers.
+followed, no proxy from the environment is used, the response body is never read, and once the address
+is resolved a try ends after DEADLINE seconds however slowly the receiver answers.
 """
 
 from __future__ import annotations
@@ -126,7 +126,9 @@ def deliver_due(b: Broker) -> int:
         batch = hook_store.claim(conn, INSTANCE, now, LEASE, BATCH)
     if not batch:
         return 0
-    with ThreadPoolExecutor(min(len(batch), 4), thread_name_prefix="stagegate-webhook") as pool:
+    # One thread per leased delivery: a round lasts one try (its DNS lookup, then at most DEADLINE), well
+    # inside the lease, however slow the receivers.
+    with ThreadPoolExecutor(len(batch), thread_name_prefix="stagegate-webhook") as pool:
         list(pool.map(lambda d: _attempt(b, d), batch))
     return len(batch)
 

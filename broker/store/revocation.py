@@ -6,7 +6,7 @@ import json
 
 from sqlalchemy import Connection, select
 
-from .trust import first_owner_names
+from .trust import first_owner_names, scope_of
 from .tables import owners, packages, scope_trust_relationships, tokens, trust_relationships, users
 
 
@@ -32,7 +32,7 @@ def token_still_granted(conn: Connection, token_id: str) -> bool:
     if scoped:
         owned = _owner_names(conn, row.trust_package)
         if owned is None:  # the first stage makes it: the scope's owners will own it (store/trust.py)
-            owned = set(first_owner_names(conn, row.trust_package.split("/", 1)[0]))
+            owned = set(first_owner_names(conn, scope_of(row.trust_package)))
         found.update(r.id for r in scoped if r.created_by in owned)
     return found == minted_from
 

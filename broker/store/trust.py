@@ -29,16 +29,17 @@ class PackageTrust:
     relationships: list[TrustRelationship]  # oldest first
 
 
-def _relationship(row) -> TrustRelationship | None:
-    """The stored configuration validated again into its provider's model (the JSON is only storage)."""
+def _relationship(row, package: str | None = None, created_by: str | None = None) -> TrustRelationship | None:
+    """The stored configuration validated again into its provider's model (the JSON is only storage).
+    A scope's row names its `package` ("@scope/*") and who made it."""
     provider = PROVIDERS.get(row.provider)
     if provider is None:
         log.warning("trust relationship %s has the unknown type %r: ignored", row.id, row.provider)
         return None
     config, constraints = stored_config(provider, row.claims)
-    return TrustRelationship(id=row.id, package=row.package, provider=row.provider, config=config,
+    return TrustRelationship(id=row.id, package=package or row.package, provider=row.provider, config=config,
                              permissions=frozenset(json.loads(row.permissions)), bound=json.loads(row.bound),
-                             issuer=row.issuer, constraints=constraints)
+                             issuer=row.issuer, constraints=constraints, created_by=created_by)
 
 
 def package_trust(conn: Connection, package: str) -> PackageTrust | None:
@@ -106,15 +107,13 @@ def remove_relationship(conn: Connection, package: str, relationship_id: str) ->
         trust_relationships.c.package == package, trust_relationships.c.id == relationship_id)).rowcount == 1
 
 
-def bind(conn: Connection, relationship_id: str, ids: dict[str, str]) -> bool:
+def bind(conn: Connection, relationship_id: str, ids: dict[str, str], table=trust_relationships) -> bool:
     """Pin the repository ids on first use; False when someone else pinned different ids meanwhile."""
     bound = json.dumps(ids, sort_keys=True)
-    done = conn.execute(update(trust_relationships).where(
-        trust_relationships.c.id == relationship_id, trust_relationships.c.bound == "{}").values(bound=bound))
+    done = conn.execute(update(table).where(table.c.id == relationship_id, table.c.bound == "{}").values(bound=bound))
     if done.rowcount == 1:
         return True
-    current = conn.execute(select(trust_relationships.c.bound).where(
-        trust_relationships.c.id == relationship_id)).scalar_one_or_none()
+    current = conn.execute(select(table.c.bound).where(table.c.id == relationship_id)).scalar_one_or_none()
     return current is not None and json.loads(current) == ids
 
 
@@ -144,14 +143,7 @@ def forget_expired_jtis(conn: Connection, leeway: float) -> None:
 # --- scope-wide relationships (`@scope/*`) -----------------------------------------------------------
 
 def _scope_relationship(row) -> TrustRelationship | None:
-    provider = PROVIDERS.get(row.provider)
-    if provider is None:
-        log.warning("scope trust relationship %s has the unknown type %r: ignored", row.id, row.provider)
-        return None
-    config, constraints = stored_config(provider, row.claims)
-    return TrustRelationship(id=row.id, package=f"{row.scope}/*", provider=row.provider, config=config,
-                             permissions=frozenset(json.loads(row.permissions)), bound=json.loads(row.bound),
-                             issuer=row.issuer, constraints=constraints, created_by=row.created_by)
+    return _relationship(row, f"{row.scope}/*", row.created_by)
 
 
 def scope_of(package: str) -> str | None:
@@ -234,12 +226,5 @@ def remove_scope_relationship(conn: Connection, scope: str, relationship_id: str
 
 def bind_relationship(conn: Connection, relationship: TrustRelationship, ids: dict[str, str]) -> bool:
     """`bind` for a package's or a scope's relationship."""
-    if not relationship.package.endswith("/*"):
-        return bind(conn, relationship.id, ids)
-    table = scope_trust_relationships
-    bound = json.dumps(ids, sort_keys=True)
-    done = conn.execute(update(table).where(table.c.id == relationship.id, table.c.bound == "{}").values(bound=bound))
-    if done.rowcount == 1:
-        return True
-    current = conn.execute(select(table.c.bound).where(table.c.id == relationship.id)).scalar_one_or_none()
-    return current is not None and json.loads(current) == ids
+    scoped = relationship.package.endswith("/*")
+    return bind(conn, relationship.id, ids, scope_trust_relationships if scoped else trust_relationships)
