@@ -123,7 +123,7 @@ def checked_password(b: Broker, req: Req, name: str, password: str) -> User | No
     account, address, now = name[:214], address_key(req.client), time.time()
     with b.db.read() as conn:  # a guesser who is backing off never gets to take the write lock
         _refuse_while_backing_off(conn, account, address, now)
-    with b.db.write() as conn:
+    with b.db.write(retire_reads=False) as conn:
         accounts.lock_password_buckets(conn, account, address)
         _refuse_while_backing_off(conn, account, address, now)
         check = accounts.reserve_password_check(conn, account, address, now)
@@ -133,11 +133,11 @@ def checked_password(b: Broker, req: Req, name: str, password: str) -> User | No
         upgraded = KDF_SLOTS.run(hash_password, password) \
             if matched and user and needs_rehash(user.password_hash) else None
     except Busy:
-        with b.db.write() as conn:
+        with b.db.write(retire_reads=False) as conn:
             accounts.release_password_check(conn, check)
         raise RegistryError(503, "the registry is checking too many passwords at once: try again in a few seconds",
                             code="auth.busy", headers={"retry-after": "2"}) from None
-    with b.db.write() as conn:
+    with b.db.write(retire_reads=False) as conn:
         if matched and user:
             accounts.release_password_check(conn, check)
             if upgraded:
@@ -241,7 +241,7 @@ def check_otp(b: Broker, user: User, otp: str, secret: bytes | None = None, *, u
     code, now, outcome = otp.strip().replace(" ", ""), time.time(), None
     with b.db.read() as conn:  # a guesser who is backing off never gets to take the write lock
         _refuse_while_otp_backs_off(conn, user, now)
-    with b.db.write() as conn:
+    with b.db.write(retire_reads=False) as conn:
         accounts.lock_user(conn, user.id)
         failures = _refuse_while_otp_backs_off(conn, user, now)
         step = totp.matching_step(secret, code, now)

@@ -27,6 +27,7 @@ MIB = 1024 * KIB
 # http.SPILL_FROM are parsed from memory anyway: writing them to a file and reading them back cost a
 # 1 MiB publish ~0.4 ms of system time for nothing.
 IN_MEMORY_UP_TO = 4 * MIB
+MAX_CHUNKS_IN_MEMORY = 256  # uvicorn hands a body over in messages of up to 64 KiB
 MEMORY_FOR_BODIES = 32 * MIB  # per worker: the bytes all bodies held in memory may add up to
 BUSY_RETRY_AFTER = "5"
 
@@ -111,8 +112,10 @@ class Body:
 
     def add(self, chunk: bytes) -> None:
         self.size += len(chunk)
-        if self._file is None and self.size <= IN_MEMORY_UP_TO and self._budget is not None \
-                and self._budget.take_memory(len(chunk)):
+        # A body that trickles in as many small pieces goes to a file: each piece kept in memory costs
+        # its object's overhead as well as the bytes the share is charged for.
+        if self._file is None and self.size <= IN_MEMORY_UP_TO and len(self._chunks) < MAX_CHUNKS_IN_MEMORY \
+                and self._budget is not None and self._budget.take_memory(len(chunk)):
             self._in_memory += len(chunk)
             self._chunks.append(chunk)
             return

@@ -219,9 +219,16 @@ def accepts_gzip(accept_encoding: str | None) -> bool:
     return False
 
 
-@functools.lru_cache(maxsize=512)
 def request_variant(accept: str | None, accept_encoding: str | None) -> tuple[bool, bool]:
-    """What the representation of a GET depends on: (abbreviated packument wanted, gzip accepted)."""
+    """What the representation of a GET depends on: (abbreviated packument wanted, gzip accepted).
+    Only short header values are cached: anonymous callers choose them, up to the 64 KiB header cap."""
+    if len(accept or "") + len(accept_encoding or "") > 256:
+        return wants_abbreviated(accept), accepts_gzip(accept_encoding)
+    return _request_variant(accept, accept_encoding)
+
+
+@functools.lru_cache(maxsize=512)
+def _request_variant(accept: str | None, accept_encoding: str | None) -> tuple[bool, bool]:
     return wants_abbreviated(accept), accepts_gzip(accept_encoding)
 
 

@@ -13,7 +13,7 @@ from ..domain.credentials import Action, Credential, MfaPolicy, second_factor
 from ..domain.names import PackageName
 from ..domain.packages import access_change, initial_access, next_latest
 from ..domain.packument import (ABBREVIATED_TYPE, PackageView, PublishedVersion, abbreviated_packument,
-                                full_packument, wants_abbreviated)
+                                full_packument)
 from ..domain.publish import InvalidDocument, PublishRequest, parse_publish_document
 from ..domain.trust import CREATE_PACKAGE
 from ..errors import RegistryError, bad_request, conflict, forbidden, not_found
@@ -22,7 +22,7 @@ from ..store import accounts, audit, registry
 from .auth import TRUST_ONLY, credential, enforce, require_account, require_login, trust_token_for
 from .bodies import body_as
 from .context import Broker
-from .http import Req, accepts_gzip, json_response, request_variant, same_for_everyone
+from .http import Req, json_response, request_variant, same_for_everyone
 from .lookup import owned_package, package_name, package_not_found, readable_package, writable_package
 
 GZIP_FROM = 1024  # smaller documents are sent as they are
@@ -54,14 +54,13 @@ def _serialized(b: Broker, name: PackageName, abbreviated: bool) -> tuple[int, b
 def get_packument(b: Broker, req: Req) -> Response:
     name = package_name(req)
     pkg = readable_package(b, req, name)
-    abbreviated = wants_abbreviated(req.headers.get("accept"))
+    abbreviated, gzipped = request_variant(req.headers.get("accept"), req.headers.get("accept-encoding"))
     body = b.packuments.get_or_build(name.name, pkg.rev, "abbreviated" if abbreviated else "full",
                                      lambda: _serialized(b, name, abbreviated))
     if body is None:
         raise package_not_found(name)
     kind, media_type = ("abbreviated", ABBREVIATED_TYPE) if abbreviated else ("full", "application/json")
     headers = {"vary": "accept, accept-encoding"}
-    gzipped = accepts_gzip(req.headers.get("accept-encoding"))
     if len(body) > GZIP_FROM and gzipped:
         body = b.packuments.gzipped(name.name, kind, body)
         headers["content-encoding"] = "gzip"

@@ -179,7 +179,6 @@ class Database:
             # soon as it is free: SQLite's busy handler would poll with sleeps instead.
             self._write_lock = (_WriteLock(generation_file.with_name(generation_file.name + ".lock"))
                                 if generation_file is not None else threading.Lock())
-        if url.startswith("sqlite"):
             # Writers take the lock up front (no lock-upgrade deadlocks); readers never block in WAL.
             self._writer = _sqlite_engine(url, "BEGIN IMMEDIATE")
             self._reader = _sqlite_engine(url, "BEGIN")
@@ -193,9 +192,11 @@ class Database:
         return self._writer.dialect.name
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
+    def write(self, retire_reads: bool = True) -> Iterator[Connection]:
         """One transaction; what `after_commit` queued on it runs once it has committed (never after a
-        rollback: an exception out of the block skips it)."""
+        rollback: an exception out of the block skips it). `retire_reads=False` for a write no packument
+        or tarball depends on (the guessing counters): anyone can cause those, and they must not empty
+        every worker's reads from memory."""
         queued: list[Callable[[], None]] = []
         try:
             with self._write_lock, self._writer.begin() as conn:
@@ -207,7 +208,7 @@ class Database:
         finally:
             # Also after a failure: a commit that raised may still have landed, and a spare bump
             # costs one cache refill, a missing one a stale read.
-            if self.generation is not None:
+            if self.generation is not None and retire_reads:
                 self.generation.bump()
         for action in queued:
             action()

@@ -43,3 +43,20 @@ def test_a_body_past_the_in_memory_size_goes_to_a_file(tmp_path):
     assert budget.in_memory == 0
     assert body.read() == chunk + chunk + b"!"
     body.close()
+
+
+def test_a_body_that_trickles_in_as_many_small_pieces_goes_to_a_file(tmp_path):
+    from broker.api.bodies import MAX_CHUNKS_IN_MEMORY
+
+    budget = UploadBudget(capacity=10 * IN_MEMORY_UP_TO, memory=4 * IN_MEMORY_UP_TO)
+    body = _body(budget, tmp_path, [b"ab"] * (MAX_CHUNKS_IN_MEMORY + 1))  # each piece's overhead is not charged
+    assert budget.in_memory == 0 and body.file().read() == b"ab" * (MAX_CHUNKS_IN_MEMORY + 1)
+    body.close()
+
+
+def test_long_accept_headers_are_not_kept_in_the_variant_cache():
+    from broker.api.http import _request_variant, request_variant
+
+    before = _request_variant.cache_info().currsize
+    assert request_variant("application/vnd.npm.install-v1+json;" + "x" * 1000, "gzip") == (True, True)
+    assert _request_variant.cache_info().currsize == before
