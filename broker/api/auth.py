@@ -40,6 +40,9 @@ SAFE_METHODS = frozenset({"GET", "HEAD"})
 KDF_SLOTS = Slots(size=max(2, os.cpu_count() or 2), wait=1.0)
 
 
+_ACCOUNT = "account"  # req.extra: the credential's account, as read when the credential was checked
+
+
 def credential(b: Broker, req: Req) -> Credential | None:
     """The caller's credential; None without an Authorization header; 401 when it is not valid.
 
@@ -64,13 +67,14 @@ def _credential(b: Broker, req: Req) -> Credential | None:
         return None
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer":
-        return _bearer(b, value.strip(), req.client)
+        return _bearer(b, req, value.strip())
     if scheme.lower() == "basic":
         return _basic(b, req, value.strip())
     raise unauthorized(f"unsupported authorization scheme {scheme!r}: send a Bearer token")
 
 
-def _bearer(b: Broker, token: str, client: str | None) -> Credential:
+def _bearer(b: Broker, req: Req, token: str) -> Credential:
+    client = req.client
     with b.db.read() as conn:
         row = accounts.token_by_digest(conn, token_digest(token))
         user = accounts.user_by_id(conn, row.user_id) if row and row.user_id is not None else None
@@ -83,6 +87,8 @@ def _bearer(b: Broker, token: str, client: str | None) -> Credential:
     if not cred.allowed_from(client):
         raise RegistryError(401, f"this token may not be used from {client}: its CIDR whitelist is "
                                  f"{', '.join(cred.cidr_whitelist)}", headers={"www-authenticate": "ipaddress"})
+    if user is not None:
+        req.extra[_ACCOUNT] = user  # read with the token: `require_account` need not read it again
     return cred
 
 
@@ -103,6 +109,7 @@ def _basic(b: Broker, req: Req, value: str) -> Credential:
         how = check_otp(b, user, req.otp, use_up=uses_up)
         if uses_up:
             req.extra["request-otp"] = (user.id, req.otp, how)
+    req.extra[_ACCOUNT] = user
     return Credential(user_id=user.id, username=user.name, kind=TokenKind.SESSION)
 
 
@@ -202,8 +209,10 @@ def require_account(b: Broker, req: Req) -> tuple[Credential, User]:
     cred = require_login(b, req)
     if cred.user_id is None:
         raise forbidden(TRUST_ONLY, code="trust.route-denied")
-    with b.db.read() as conn:
-        user = accounts.user_by_id(conn, cred.user_id)
+    user = req.extra.get(_ACCOUNT)
+    if user is None or user.id != cred.user_id:
+        with b.db.read() as conn:
+            user = accounts.user_by_id(conn, cred.user_id)
     if user is None:
         raise unauthorized(f"the account of this token no longer exists: {LOGIN_HINT}")
     return cred, with_request_otp(req, user)

@@ -32,7 +32,8 @@ def event_body(event: str, package: str, actor: str | None, data: dict[str, Any]
 def enqueue(conn: Connection, event: str, package: str, actor: str | None, **data: Any) -> int:
     """An outbox row for each hook (of the package, and of the registry) that wants `event`."""
     assert event in EVENTS, event
-    return hook_store.enqueue(conn, package, event, event_body(event, package, actor, data))
+    at = time.time()  # the event's time, not the moment a hook makes its body
+    return hook_store.enqueue(conn, package, event, lambda: event_body(event, package, actor, data, at))
 
 
 def version_committed(conn: Connection, request: PublishRequest, cred: Credential, state: str) -> None:

@@ -40,11 +40,16 @@ def _user(row) -> User | None:
 
 
 def user_by_name(conn: Connection, name: str) -> User | None:
-    return _user(conn.execute(select(users).where(users.c.name == name)).first())
+    return _user(conn.execute(_USER_BY_NAME, {"name": name}).first())
 
 
 def user_by_id(conn: Connection, user_id: int) -> User | None:
-    return _user(conn.execute(select(users).where(users.c.id == user_id)).first())
+    return _user(conn.execute(_USER_BY_ID, {"id": user_id}).first())
+
+
+# Built once: every authenticated request reads its account.
+_USER_BY_NAME = select(users).where(users.c.name == bindparam("name"))
+_USER_BY_ID = select(users).where(users.c.id == bindparam("id"))
 
 
 def create_user(conn: Connection, name: str, email: str, password_hash: str) -> User | None:

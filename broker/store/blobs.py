@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Protocol
@@ -17,6 +18,9 @@ class BlobStore(Protocol):
     def check(self) -> None: ...
 
 
+_BLOB_KEY = re.compile(r"[0-9a-f]{128}")
+
+
 class FilesystemBlobStore:
     """Blobs named by their sha512, written to a temp file, fsynced, then renamed into place."""
 
@@ -25,7 +29,7 @@ class FilesystemBlobStore:
         root.mkdir(parents=True, exist_ok=True)
 
     def _path(self, key: str) -> Path:
-        if len(key) != 128 or any(c not in "0123456789abcdef" for c in key):
+        if not _BLOB_KEY.fullmatch(key):
             raise ValueError("blob keys are sha512 hex digests")
         return self.root / key[:2] / key
 

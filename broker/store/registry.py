@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -55,13 +57,23 @@ def create_package(conn: Connection, name: str, owner_id: int, access: str) -> b
 
 
 def touch(conn: Connection, name: str, **values) -> None:
-    conn.execute(update(packages).where(packages.c.name == name).values(
-        rev=packages.c.rev + 1, modified_at=time.time(), **values))
+    conn.execute(_touch_statement(frozenset(values)),
+                 {"b_name": name, "b_modified_at": time.time(), **{f"b_{k}": v for k, v in values.items()}})
+
+
+@functools.cache
+def _touch_statement(columns: frozenset[str]):
+    """One statement per set of changed columns, built once (publishes touch the package every time)."""
+    return update(packages).where(packages.c.name == bindparam("b_name")).values(  # b_: not a column's name
+        rev=packages.c.rev + 1, modified_at=bindparam("b_modified_at"), **{c: bindparam(f"b_{c}") for c in sorted(columns)})
 
 
 def is_owner(conn: Connection, name: str, user_id: int) -> bool:
-    return conn.execute(select(owners.c.user_id).where(
-        owners.c.package == name, owners.c.user_id == user_id)).first() is not None
+    return conn.execute(_IS_OWNER, {"name": name, "user_id": user_id}).first() is not None
+
+
+_IS_OWNER = select(owners.c.user_id).where(owners.c.package == bindparam("name"),
+                                           owners.c.user_id == bindparam("user_id"))
 
 
 def maintainers(conn: Connection, name: str) -> list[dict]:
@@ -76,19 +88,21 @@ def set_owners(conn: Connection, name: str, user_ids: list[int]) -> None:
 
 
 def claim_version(conn: Connection, name: str, version: str, state: str, manifest: dict, blob: str | None) -> bool:
-    """Take a version number for good; False when it was ever used (published, unpublished, staged)."""
-    try:
-        with conn.begin_nested():
-            conn.execute(insert(versions).values(package=name, version=version, state=state,
-                                                 manifest=json.dumps(manifest), blob=blob, created_at=time.time()))
-    except IntegrityError:
-        return False
-    return True
+    """Take a version number for good; False when it was ever used (published, unpublished, staged).
+
+    The primary key decides, in one statement (ON CONFLICT DO NOTHING: no savepoint around it)."""
+    claimed = conn.execute(_dialect_statements(conn.dialect.name).claim_version, {
+        "package": name, "version": version, "state": state, "manifest": json.dumps(manifest), "blob": blob,
+        "created_at": time.time()})
+    return claimed.rowcount == 1
 
 
 def version_row(conn: Connection, name: str, version: str) -> VersionRow | None:
-    row = conn.execute(select(versions).where(versions.c.package == name, versions.c.version == version)).first()
+    row = conn.execute(_VERSION_ROW, {"name": name, "version": version}).first()
     return VersionRow(row.version, row.state, json.loads(row.manifest), row.blob, row.created_at) if row else None
+
+
+_VERSION_ROW = select(versions).where(versions.c.package == bindparam("name"), versions.c.version == bindparam("version"))
 
 
 def published_tarball(conn: Connection, name: str, version: str) -> tuple[str, str] | None:
@@ -140,9 +154,25 @@ def tags(conn: Connection, name: str) -> dict[str, str]:
 
 def set_tag(conn: Connection, name: str, tag: str, version: str) -> None:
     """Insert or move a tag in one statement, so concurrent writers cannot collide (ON CONFLICT)."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(dist_tags).values(package=name, tag=tag, version=version)
-    conn.execute(statement.on_conflict_do_update(index_elements=["package", "tag"], set_={"version": version}))
+    conn.execute(_dialect_statements(conn.dialect.name).set_tag, {"package": name, "tag": tag, "version": version})
+
+
+@dataclass(frozen=True)
+class _DialectStatements:
+    """The upserts, which SQLAlchemy spells per dialect, built once each (every publish runs them)."""
+
+    claim_version: Any
+    set_tag: Any
+
+
+@functools.cache
+def _dialect_statements(name: str) -> _DialectStatements:
+    dialect = postgresql if name == "postgresql" else sqlite
+    tag = dialect.insert(dist_tags)
+    return _DialectStatements(
+        claim_version=dialect.insert(versions).on_conflict_do_nothing(index_elements=["package", "version"])
+        .execution_options(preserve_rowcount=True),  # an INSERT's rowcount is not kept otherwise (psycopg: -1)
+        set_tag=tag.on_conflict_do_update(index_elements=["package", "tag"], set_={"version": tag.excluded.version}))
 
 
 def remove_tag(conn: Connection, name: str, tag: str) -> bool:

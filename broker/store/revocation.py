@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from .trust import first_owner_names, scope_of
 from .tables import owners, packages, scope_trust_relationships, tokens, trust_relationships, users
@@ -17,8 +17,7 @@ def token_still_granted(conn: Connection, token_id: str) -> bool:
     or waits until this transaction has committed. A scope's relationship must also still cover the
     package: a name the job was trusted with while free, taken by someone else since, is not its; and
     a free name's, that its creator still owns the scope."""
-    row = conn.execute(select(tokens.c.trust_relationships, tokens.c.trust_package).where(tokens.c.id == token_id)
-                       .with_for_update(read=True)).first()
+    row = conn.execute(_GRANTS_OF_TOKEN, {"id": token_id}).first()
     if row is None:
         return False
     minted_from = set(json.loads(row.trust_relationships))
@@ -35,6 +34,11 @@ def token_still_granted(conn: Connection, token_id: str) -> bool:
             owned = set(first_owner_names(conn, scope_of(row.trust_package)))
         found.update(r.id for r in scoped if r.created_by in owned)
     return found == minted_from
+
+
+# Built once: every write a token authorises runs it.
+_GRANTS_OF_TOKEN = (select(tokens.c.trust_relationships, tokens.c.trust_package).where(tokens.c.id == bindparam("id"))
+                    .with_for_update(read=True))
 
 
 def _owner_names(conn: Connection, package: str) -> set[str] | None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, exists, func, insert, or_, select, update
 from sqlalchemy.orm import aliased
 
 from .tables import packages, webhook_outbox, webhooks
@@ -72,21 +73,26 @@ def pending_counts(conn: Connection, hook_ids: list[str]) -> dict[str, int]:
 
 # --- the outbox ------------------------------------------------------------------------------------
 
-def enqueue(conn: Connection, package: str, event: str, body: bytes) -> int:
+def enqueue(conn: Connection, package: str, event: str, body: Callable[[], bytes]) -> int:
     """One outbox row per hook that wants `event` (the package's and the registry's), in the caller's
-    transaction; returns how many."""
+    transaction; returns how many. `body` is made only when some hook wants the event."""
     targets = [h for h in _hooks_for(conn, package) if h.wants(event)]
     now = time.time()
     if targets:
-        conn.execute(insert(webhook_outbox), [
-            {"hook_id": h.id, "package": package, "event": event, "body": body.decode(), "created_at": now,
+        text = body().decode()
+        conn.execute(_INSERT_DELIVERY, [
+            {"hook_id": h.id, "package": package, "event": event, "body": text, "created_at": now,
              "attempts": 0, "next_attempt_at": now} for h in targets])
     return len(targets)
 
 
 def _hooks_for(conn: Connection, package: str) -> list[Hook]:
-    rows = conn.execute(select(webhooks).where(or_(webhooks.c.package == package, webhooks.c.package.is_(None))))
-    return [_hook(r) for r in rows]
+    return [_hook(r) for r in conn.execute(_HOOKS_FOR, {"package": package})]
+
+
+# Built once: every publish, stage and approval runs them.
+_HOOKS_FOR = select(webhooks).where(or_(webhooks.c.package == bindparam("package"), webhooks.c.package.is_(None)))
+_INSERT_DELIVERY = insert(webhook_outbox)
 
 
 @dataclass(frozen=True)
