@@ -6,7 +6,7 @@ import json
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .tables import owners, packages, stage_approvals, stages, versions
@@ -38,7 +38,7 @@ def insert_stage(conn: Connection, row: StageRow) -> bool:
     """False when the idempotency key is taken for this package (the unique constraint decides)."""
     try:
         with conn.begin_nested():
-            conn.execute(insert(stages).values(
+            conn.execute(_INSERT_STAGE, dict(
                 id=row.id, package=row.package, version=row.version, tag=row.tag, readme=row.readme,
                 integrity=row.integrity, shasum=row.shasum, size=row.size, actor=row.actor,
                 actor_type=row.actor_type, origin=json.dumps(row.origin), idempotency_key=row.idempotency_key,
@@ -49,18 +49,27 @@ def insert_stage(conn: Connection, row: StageRow) -> bool:
 
 
 def stage_by_id(conn: Connection, stage_id: str) -> StageRow | None:
-    row = conn.execute(select(stages).where(stages.c.id == stage_id)).first()
+    row = conn.execute(_STAGE_BY_ID, {"id": stage_id}).first()
     return _stage(row) if row else None
 
 
 def stage_by_key(conn: Connection, package: str, key: str) -> StageRow | None:
-    row = conn.execute(select(stages).where(stages.c.package == package, stages.c.idempotency_key == key)).first()
+    row = conn.execute(_STAGE_BY_KEY, {"package": package, "key": key}).first()
     return _stage(row) if row else None
 
 
 def stage_of_version(conn: Connection, package: str, version: str) -> StageRow | None:
-    row = conn.execute(select(stages).where(stages.c.package == package, stages.c.version == version)).first()
+    row = conn.execute(_STAGE_OF_VERSION, {"package": package, "version": version}).first()
     return _stage(row) if row else None
+
+
+# Built once: every stage publish, view and approval runs some of them.
+_INSERT_STAGE = insert(stages)
+_STAGE_BY_ID = select(stages).where(stages.c.id == bindparam("id"))
+_STAGE_BY_KEY = select(stages).where(stages.c.package == bindparam("package"),
+                                     stages.c.idempotency_key == bindparam("key"))
+_STAGE_OF_VERSION = select(stages).where(stages.c.package == bindparam("package"),
+                                         stages.c.version == bindparam("version"))
 
 
 @dataclass(frozen=True)
