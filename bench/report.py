@@ -63,7 +63,21 @@ def table(results: dict, extra: dict, mem: dict, info: dict[str, str]) -> str:
         f"| body over the limit | {mem['over_limit_status']} in {mem['over_limit_ms']:.0f} ms | — | — | — | — | — | — | "
         f"— | {'yes' if mem['over_limit_status'] == 413 else 'no'} |",
     ]
+    note = _client_note(results)
+    lines += ["", note] if note else []
     return "\n".join(line for line in lines if line is not None)
+
+
+def _client_note(results: dict) -> str:
+    """The bench's own client's CPU per publish: it shares the cores with the server, so it must be small
+    against the server CPU column for the ratio to be the servers' (wrk drives the reads)."""
+    cells = []
+    for workload, sg in results["stagegate"].items():
+        vd = results["verdaccio"].get(workload)
+        if hasattr(sg, "client_cpu_ms_per_request") and vd is not None:
+            cells.append(f"{workload} {sg.client_cpu_ms_per_request:.3f} / {vd.client_cpu_ms_per_request:.3f}")
+    return ("Load generator CPU ms/req (this process, all threads), stagegate / Verdaccio (JWT): " + "; ".join(cells)
+            + ".") if cells else ""
 
 
 def _access_log_row(found: dict) -> str:

@@ -46,19 +46,25 @@ def put(server: Server, token: str, name: str, doc: dict):
     return lambda client: client.put(server.url + name.replace("/", "%2f"), content=body, headers=headers)
 
 
+def prepared_put(server: Server, token: str, name: str, doc: dict) -> load.Prepared:
+    """The publish as wire bytes, serialized before the clock starts (bench/load.py run_prepared)."""
+    return load.prepare("PUT", server.url + name.replace("/", "%2f"), {
+        "Authorization": f"Bearer {token}", "Content-Type": "application/json"}, json.dumps(doc).encode())
+
+
 def publish_sequential(server: Server, token: str, name: str, versions: int) -> load.Result:
     docs = [sized_document(name, f"1.{i}.0", 16 * 1024) for i in range(versions)]
-    return load.run([put(server, token, name, d) for d in docs], concurrency=1, pid=server.pid)
+    return load.run_prepared([prepared_put(server, token, name, d) for d in docs], concurrency=1, pid=server.pid)
 
 
 def publish_concurrent(server: Server, token: str, prefix: str, count: int) -> load.Result:
     docs = [(f"{prefix}-{i}", sized_document(f"{prefix}-{i}", "1.0.0", MIB)) for i in range(count)]
-    return load.run([put(server, token, n, d) for n, d in docs], concurrency=8, pid=server.pid)
+    return load.run_prepared([prepared_put(server, token, n, d) for n, d in docs], concurrency=8, pid=server.pid)
 
 
 def publish_realistic(server: Server, token: str, versions: int) -> None:
     docs = [realistic_document(REALISTIC, f"{i // 20}.{i % 20}.0", i) for i in range(versions)]
-    result = load.run([put(server, token, REALISTIC, d) for d in docs], concurrency=1)
+    result = load.run_prepared([prepared_put(server, token, REALISTIC, d) for d in docs], concurrency=1)
     if result.failures:
         raise RuntimeError(f"{server.name}: {result.failures} realistic publishes failed")
 
