@@ -20,6 +20,7 @@ import tempfile
 import threading
 from pathlib import Path
 
+import orjson
 import pybase64
 import uvicorn
 from anyio import to_thread
@@ -68,7 +69,7 @@ class _Durable:
         return conn
 
     def publish(self, body: bytes) -> None:
-        doc = json.loads(body)
+        doc = orjson.loads(body)  # as the broker parses a request body
         (attachment,) = doc["_attachments"].values()
         tarball = pybase64.b64decode(attachment["data"], validate=True)
         key, _ = hashlib.sha512(tarball).hexdigest(), hashlib.sha1(tarball).hexdigest()
@@ -98,7 +99,8 @@ def durable_app(folder: Path):
         if scope["type"] != "http":
             return
         body = await _body(receive)
-        await to_thread.run_sync(durable.publish, body)
+        if scope["method"] == "PUT":  # anything else (the readiness probe) is answered without work
+            await to_thread.run_sync(durable.publish, body)
         await send(OK)
         await send(OK_BODY)
 

@@ -31,11 +31,29 @@ def _row(workload: str, results: dict) -> str:
         share_cell = f"{share:.0%}" + (f" (≥{TARBALL_FLOOR_SHARE:.0%})" if workload.startswith("GET tarball") else "")
         if workload.startswith("GET tarball"):
             met = met and share >= TARBALL_FLOOR_SHARE
+    publish_floor = results.get("publish floors", {}).get(workload)
+    if publish_floor is not None:
+        durable, received = publish_floor["durable"], publish_floor["receive"]
+        floor_cell = (f"durable {durable.rate:.0f} ({durable.cpu_ms_per_request:.3f}); "
+                      f"receive {received.rate:.0f} ({received.cpu_ms_per_request:.3f})")
+        share_cell = f"{sg.rate / durable.rate:.0%} of durable"
     default_cell = f"{default.rate:.0f}" if default is not None else "—"
     failures = f" ({sg.failures} failed)" if sg.failures else ""
     return (f"| {workload} | {sg.rate:.0f}{failures} | {vd.rate:.0f} | **{ratio:.1f}×** (≥{target(workload):.0f}×) | "
             f"{default_cell} | {_latency(sg)} / {_latency(vd)} | {sg.cpu_ms_per_request:.3f} / "
-            f"{vd.cpu_ms_per_request:.3f} | {floor_cell} | {share_cell} | {'yes' if met else 'no'} |")
+            f"{vd.cpu_ms_per_request:.3f} | {floor_cell} | {share_cell} | {_verdict(met, workload, vd, publish_floor)} |")
+
+
+def _verdict(met: bool, workload: str, peer, publish_floor: dict | None) -> str:
+    """"yes", or "no", and for a publish whose target even the durable floor misses: by how much."""
+    if met:
+        return "yes"
+    if publish_floor is None or not peer.rate:
+        return "no"
+    reach = publish_floor["durable"].rate / peer.rate
+    if reach >= target(workload):
+        return "no"
+    return f"no: out of reach, the durable floor is {reach:.1f}× Verdaccio"
 
 
 def table(results: dict, extra: dict, mem: dict, info: dict[str, str]) -> str:

@@ -29,8 +29,8 @@ from tests.support.packages import publish_document, tarball
 
 from . import load, report, wrk
 from .floor import exchange_floor
-from .servers import (Server, VERDACCIO_VERSION, create_user, rss_kib, start_floor, start_stagegate, start_verdaccio,
-                      tree_cpu_seconds)
+from .servers import (Server, VERDACCIO_VERSION, create_user, rss_kib, start_floor, start_publish_floor,
+                      start_stagegate, start_verdaccio, tree_cpu_seconds)
 from .shapes import realistic_document, sized_document
 
 MIB = 1024 * 1024
@@ -115,6 +115,23 @@ def floors(stagegate: Server, seconds: int, workdir: Path, workers: int) -> dict
         finally:
             floor.stop()
         print(f"  floor of {workload} ({size} bytes): {found[workload].rate:.0f}/s", flush=True)
+    return found
+
+
+def publish_floors(workdir: Path, args, workers: int) -> dict[str, dict[str, load.Result]]:
+    """Each publish workload against the two publish floors (bench/publish_floor.py), same client, same
+    documents, measured as the registries' are (no warm-up): {workload: {"receive": result, "durable": result}}."""
+    found: dict[str, dict[str, load.Result]] = {}
+    for mode in ("receive", "durable"):
+        floor = start_publish_floor(workdir, mode, workers)
+        try:
+            for workload, result in (
+                    ("publish 16 KiB (sequential)", publish_sequential(floor, "unused", SMALL, args.versions)),
+                    ("publish 1 MiB (8 concurrent)", publish_concurrent(floor, "unused", "bench-big", args.packages))):
+                found.setdefault(workload, {})[mode] = result
+                print(f"  {mode} floor of {workload}: {result.rate:.0f}/s", flush=True)
+        finally:
+            floor.stop()
     return found
 
 
@@ -276,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
             info["packuments"] = document_sizes(stagegate)
             print("== the floors", flush=True)
             results["floor"] = floors(stagegate, args.seconds, workdir, args.workers)
+            results["publish floors"] = publish_floors(workdir, args, args.workers)
             print("== stagegate only", flush=True)
             extra = stagegate_only(stagegate, issuer, workdir, args.exchanges)
         finally:

@@ -147,6 +147,18 @@ def start_floor(workdir: Path, size: int, workers: int) -> Server:
     return Server("floor", url, process)
 
 
+def start_publish_floor(workdir: Path, mode: str, workers: int) -> Server:
+    """bench/publish_floor.py: the broker's server stack answering publishes with the least work."""
+    port = free_port()
+    log = open(workdir / f"publish-floor-{port}.log", "ab")
+    process = subprocess.Popen([sys.executable, "-m", "bench.publish_floor", "--port", str(port), "--mode", mode,
+                                "--folder", str(workdir / f"publish-floor-{port}"), "--workers", str(workers)],
+                               cwd=ROOT, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}/"
+    wait_for(url + "-/ping", process)
+    return Server(f"publish floor ({mode})", url, process)
+
+
 def create_user(server: Server, name: str, password: str = "bench password 1") -> str:
     response = httpx.put(f"{server.url}-/user/org.couchdb.user:{name}", timeout=30,
                          json={"_id": f"org.couchdb.user:{name}", "name": name, "password": password,

@@ -65,3 +65,17 @@ def test_the_access_log_is_off_by_default_when_it_costs_a_tenth_or_more():
     dear = {**extra(600, 20), "access log": {"on": reads(8500), "off": reads(10000)}}
     assert row(table(base, cheap, MEMORY, INFO), "GET tarball, access log")[-1] == "no"  # it is off
     assert row(table(base, dear, MEMORY, INFO), "GET tarball, access log")[-1] == "yes"
+
+
+def test_a_missed_publish_says_whether_even_the_durable_floor_misses_the_target():
+    def with_floors(durable: float) -> dict:
+        found = results(2000, 1000, 20000)  # publishes: 200/s against the peer's 100/s, target 3x
+        found["publish floors"] = {"publish 16 KiB (sequential)": {"durable": result(durable),
+                                                                   "receive": result(5000)}}
+        return found
+
+    out_of_reach = row(table(with_floors(250), extra(600, 20), MEMORY, INFO), "publish 16 KiB")
+    assert out_of_reach[-1] == "no: out of reach, the durable floor is 2.5× Verdaccio"
+    assert out_of_reach[-2] == "80% of durable"
+    assert "durable 250" in out_of_reach[-3] and "receive 5000" in out_of_reach[-3]
+    assert row(table(with_floors(400), extra(600, 20), MEMORY, INFO), "publish 16 KiB")[-1] == "no"
