@@ -99,6 +99,7 @@ class _Gunzipped:
     def __init__(self, data: bytes, limit: int) -> None:
         self._data, self._left = memoryview(data), limit
         self._piece, self._at, self._pos = b"", 0, 0  # decompressed bytes; where reading is in them and in all
+        self._members = 0
         self._start_member(0)
 
     def tell(self) -> int:
@@ -180,6 +181,10 @@ class _Gunzipped:
             return
         if data[at:at + 2] != b"\x1f\x8b":
             raise gzip.BadGzipFile(f"Not a gzipped file ({bytes(data[at:at + 2])!r})")
+        self._members += 1
+        if self._members > MAX_GZIP_MEMBERS:  # each costs ~10 µs of Python: millions fit in an upload
+            raise InvalidTarball(f"the tarball is made of more than {MAX_GZIP_MEMBERS} gzip members (npm pack "
+                                 "writes one); pack it with npm pack")
         _need(data, at + 10)
         if data[at + 2] != 8:
             raise gzip.BadGzipFile("Unknown compression method")
@@ -203,6 +208,7 @@ def _need(data: memoryview, end: int) -> None:
         raise EOFError("Compressed file ended before the end-of-stream marker was reached")
 
 
+MAX_GZIP_MEMBERS = 64
 _INFLATE_IN = 64 * 1024  # compressed bytes handed to zlib at a time (it copies what it leaves unconsumed)
 _INFLATE_OUT = 256 * 1024  # decompressed bytes asked of zlib at a time: what is held besides the input
 _ZEROS = re.compile(rb"\0*")

@@ -74,3 +74,13 @@ def test_the_unpack_bound_met_inside_package_json_is_reported_as_such(monkeypatc
 def test_many_small_files_are_all_listed():
     files = {f"package/lib/f{i}.js": b"module.exports = 1\n" for i in range(2000)}
     assert len(read_package(tarball(BASE, files)).files) == 2001
+
+
+def test_at_most_64_gzip_members_are_read():
+    """Each member costs Python work: an upload of millions of empty members would take a core for a minute."""
+    pieces = [TAR[i:i + 512] for i in range(0, len(TAR), 512)]
+    assert len(pieces) < 64
+    many = b"".join(gzip.compress(p) for p in pieces) + gzip.compress(b"") * (64 - len(pieces))
+    assert read_package(many).files == FILES
+    with pytest.raises(InvalidTarball, match="more than 64 gzip members"):
+        read_package(many + gzip.compress(b""))
