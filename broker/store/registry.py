@@ -48,12 +48,15 @@ def create_package(conn: Connection, name: str, owner_id: int, access: str) -> b
     now = time.time()
     try:
         with conn.begin_nested():
-            conn.execute(insert(packages).values(name=name, access=access, mfa="none", rev=1, readme="",
-                                                 created_at=now, modified_at=now))
-            conn.execute(insert(owners).values(package=name, user_id=owner_id))
+            conn.execute(_INSERT_PACKAGE, dict(name=name, access=access, mfa="none", rev=1, readme="", created_at=now,
+                                               modified_at=now))
+            conn.execute(_INSERT_OWNER, dict(package=name, user_id=owner_id))
     except IntegrityError:
         return False
     return True
+
+
+_INSERT_PACKAGE, _INSERT_OWNER = insert(packages), insert(owners)  # built once: every first publish runs them
 
 
 def touch(conn: Connection, name: str, **values) -> None:
@@ -203,9 +206,9 @@ def create_package_owned_by(conn: Connection, name: str, owner_ids: list[int], a
     now = time.time()
     try:
         with conn.begin_nested():
-            conn.execute(insert(packages).values(name=name, access=access, mfa="none", rev=1, readme="",
-                                                 created_at=now, modified_at=now))
-            conn.execute(insert(owners), [{"package": name, "user_id": uid} for uid in owner_ids])
+            conn.execute(_INSERT_PACKAGE, dict(name=name, access=access, mfa="none", rev=1, readme="", created_at=now,
+                                               modified_at=now))
+            conn.execute(_INSERT_OWNER, [{"package": name, "user_id": uid} for uid in owner_ids])
     except IntegrityError:
         return False
     return True
