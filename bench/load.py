@@ -1,27 +1,22 @@
 """Driving a server: rates and latency percentiles, and what the driving cost this process.
 
-Two clients. Publishes go through `run_prepared`: every request is already the bytes of an HTTP/1.1
-request, each lane a thread with one blocking keep-alive socket, so a request costs the client a
-sendall and a few recvs (the GIL is released in both). On a 2-core machine the server shares the
-cores with its load generator; the asyncio httpx client (`run`) spent milliseconds of CPU per
-publish on h11 and the event loop, and the ratio against the peer became partly a ratio of client
-overheads. `run` stays for the stagegate-only rows (stage publishes, OIDC exchanges).
+Every request is already the bytes of an HTTP/1.1 request (`prepare`), each lane a thread with one
+blocking keep-alive socket, so a request costs the client a sendall and a few recvs (the GIL is
+released in both). On a 2-core machine the server shares the cores with its load generator; the
+asyncio httpx client this replaced spent milliseconds of CPU per publish on h11 and the event loop,
+and the ratio against the peer became partly a ratio of client overheads (reads are driven by wrk).
 """
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import socket
 import statistics
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
-
-import httpx
-import uvloop
 
 
 @dataclass
@@ -63,40 +58,6 @@ class Result:
 def _report_failure(failures: int, message: str) -> None:
     if failures <= 3:
         print(f"  unexpected {message}")
-
-
-async def drive(requests: list[Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]], concurrency: int,
-                ok: Callable[[httpx.Response], bool] = lambda r: r.status_code < 400) -> Result:
-    """Run every request once over `concurrency` lanes; time each one and the whole.
-
-    Each lane is an httpx AsyncClient with one keep-alive connection, all in this one event loop.
-    One client with a shared pool of `concurrency` connections measured far less: httpcore rescans
-    every pooled connection (a poll() each) for every request it assigns, which took 60% of the
-    load generator's CPU and put a 70 ms p99 on a server that does nothing (bench/ceiling.py).
-    """
-    pending = iter(requests)
-    latencies: list[float] = []
-    failures = 0
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    # Built before the clock starts: each AsyncClient loads a TLS context (~15 ms of blocking CPU),
-    # which inside the timed part stalled the first request of every lane by up to 300 ms.
-    clients = [httpx.AsyncClient(timeout=120, limits=limits) for _ in range(concurrency)]
-
-    async def lane(client: httpx.AsyncClient) -> None:
-        nonlocal failures
-        async with client:
-            for make in pending:
-                started = time.perf_counter()
-                response = await make(client)
-                latencies.append(time.perf_counter() - started)
-                if not ok(response):
-                    failures += 1
-                    _report_failure(failures, f"{response.status_code}: {response.text[:200]}")
-
-    started, cpu = time.perf_counter(), time.process_time()
-    await asyncio.gather(*(lane(client) for client in clients))
-    return Result(len(requests), time.perf_counter() - started, latencies, failures,
-                  client_cpu=time.process_time() - cpu)
 
 
 @dataclass(frozen=True)
@@ -275,11 +236,6 @@ def _measured(drive_all: Callable[[], Result], pid: int | None) -> Result:
         gc.enable()
         gc.unfreeze()
     return result
-
-
-def run(requests, concurrency: int, ok=lambda r: r.status_code < 400, pid: int | None = None) -> Result:
-    """Drive httpx requests; with `pid`, also charge the server process's CPU time to the result."""
-    return _measured(lambda: uvloop.run(drive(requests, concurrency, ok)), pid)
 
 
 def run_prepared(requests: list[Prepared], concurrency: int, ok: Callable[[int], bool] = lambda status: status < 400,

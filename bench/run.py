@@ -118,16 +118,23 @@ def floors(stagegate: Server, seconds: int, workdir: Path, workers: int) -> dict
     return found
 
 
+def publishes(server: Server, token: str, args) -> dict[str, load.Result]:
+    """Both publish workloads, each after an untimed warm-up of the same shape on other packages."""
+    publish_sequential(server, token, "bench-warm", WARMUP)
+    found = {"publish 16 KiB (sequential)": publish_sequential(server, token, SMALL, args.versions)}
+    publish_concurrent(server, token, "bench-warm-big", WARMUP // 5)
+    found["publish 1 MiB (8 concurrent)"] = publish_concurrent(server, token, "bench-big", args.packages)
+    return found
+
+
 def publish_floors(workdir: Path, args, workers: int) -> dict[str, dict[str, load.Result]]:
     """Each publish workload against the two publish floors (bench/publish_floor.py), same client, same
-    documents, measured as the registries' are (no warm-up): {workload: {"receive": result, "durable": result}}."""
+    documents, measured as the registries' are: {workload: {"receive": result, "durable": result}}."""
     found: dict[str, dict[str, load.Result]] = {}
     for mode in ("receive", "durable"):
         floor = start_publish_floor(workdir, mode, workers)
         try:
-            for workload, result in (
-                    ("publish 16 KiB (sequential)", publish_sequential(floor, "unused", SMALL, args.versions)),
-                    ("publish 1 MiB (8 concurrent)", publish_concurrent(floor, "unused", "bench-big", args.packages))):
+            for workload, result in publishes(floor, "unused", args).items():
                 found.setdefault(workload, {})[mode] = result
                 print(f"  {mode} floor of {workload}: {result.rate:.0f}/s", flush=True)
         finally:
@@ -141,8 +148,9 @@ def stagegate_only(server: Server, issuer: FakeIssuer, workdir: Path, exchanges:
     name = "bench-staged"
     httpx.put(server.url + name, json=publish_document(name, "0.0.1"), headers=auth).raise_for_status()
     docs = [sized_document(name, f"2.{i}.0", 16 * 1024) for i in range(100)]
-    stage = load.run([lambda c, d=d: c.post(f"{server.url}-/stage/package/{name}", json=d, headers=auth)
-                      for d in docs], concurrency=1, pid=server.pid)
+    stage = load.run_prepared([load.prepare("POST", f"{server.url}-/stage/package/{name}", {
+        "Authorization": f"Bearer {token}", "Content-Type": "application/json"}, json.dumps(d).encode()) for d in docs],
+        concurrency=1, pid=server.pid)
     started = httpx.post(server.url + "-/npm/v1/user", headers=auth,
                          json={"tfa": {"mode": "auth-and-writes", "password": "bench password 1"}})
     authenticator = Authenticator.from_otpauth(started.json()["tfa"])
@@ -150,12 +158,12 @@ def stagegate_only(server: Server, issuer: FakeIssuer, workdir: Path, exchanges:
     httpx.post(f"{server.url}-/package/{name}/trust", headers={**auth, "npm-otp": authenticator.code()},
                json=[{"type": "github", "claims": {"repository": "acme/widget", "workflow_ref": {
                    "file": "release.yml"}}, "permissions": ["createStagedPackage"]}]).raise_for_status()
-    def exchanges_of(jwts: list[str]) -> list:
-        return [lambda c, j=j: c.post(f"{server.url}-/npm/v1/oidc/token/exchange/package/{name}",
-                                      headers={"authorization": f"Bearer {j}"}) for j in jwts]
+    def exchanges_of(jwts: list[str]) -> list[load.Prepared]:
+        return [load.prepare("POST", f"{server.url}-/npm/v1/oidc/token/exchange/package/{name}",
+                             {"Authorization": f"Bearer {j}"}) for j in jwts]
 
-    load.run(exchanges_of([issuer.token() for _ in range(WARMUP)]), 16)  # the JWKS fetch, statement caches
-    exchange = load.run(exchanges_of([issuer.token() for _ in range(exchanges)]), 16, pid=server.pid)
+    load.run_prepared(exchanges_of([issuer.token() for _ in range(WARMUP)]), 16)  # the JWKS fetch, statement caches
+    exchange = load.run_prepared(exchanges_of([issuer.token() for _ in range(exchanges)]), 16, pid=server.pid)
     floor_rate = exchange_floor(workdir, [issuer.token() for _ in range(WARMUP + exchanges)],
                                 issuer.key.public_key(), issuer.url, "npm:127.0.0.1", warmup=WARMUP)
     return {"stage": stage, "exchange": exchange, "floor": floor_rate}
@@ -259,8 +267,7 @@ def load_average() -> str:
 def measure_registry(server: Server, args, workdir: Path) -> dict:
     print(f"== {server.name}", flush=True)
     token = create_user(server, "bench")
-    found = {"publish 16 KiB (sequential)": publish_sequential(server, token, SMALL, args.versions)}
-    found["publish 1 MiB (8 concurrent)"] = publish_concurrent(server, token, "bench-big", args.packages)
+    found = publishes(server, token, args)
     publish_realistic(server, token, args.realistic_versions)
     found.update(reads(server, args.seconds, workdir))
     return found

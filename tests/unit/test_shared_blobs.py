@@ -80,3 +80,53 @@ def test_staging_or_publishing_bytes_whose_blob_a_rejection_just_deleted_keeps_t
     assert b.blobs.get(blob) == request.tarball
     with b.db.read() as conn:
         assert registry.blob_in_use(conn, blob)
+
+
+class HeldPut:
+    """The backend's real blob store, whose put waits until the test lets it go (or fails)."""
+
+    def __init__(self, store, fail: bool = False) -> None:
+        self.store, self.fail = store, fail
+        self.started, self.release = threading.Event(), threading.Event()
+
+    def put(self, data: bytes, key: str | None = None) -> str:
+        self.started.set()
+        assert self.release.wait(30)
+        if self.fail:
+            raise OSError(28, "No space left on device")
+        return self.store.put(data, key)
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+
+def test_a_version_commits_only_once_its_blob_is_written(b):
+    name, cred = owned_package(b)
+    request = request_for(name)
+    b.blobs = held = HeldPut(b.blobs)
+    publisher = threading.Thread(target=package_routes._commit_publish, args=(b, request, cred),
+                                 kwargs=dict(actor=name, new_owner=None, second_factor=None))
+    publisher.start()
+    assert held.started.wait(30)
+    publisher.join(0.5)
+    assert publisher.is_alive()
+    with b.db.read() as conn:
+        assert registry.version_row(conn, name, "1.0.0") is None
+    held.release.set()
+    publisher.join(30)
+    assert not publisher.is_alive()
+    with b.db.read() as conn:
+        assert registry.version_row(conn, name, "1.0.0").state == "published"
+    assert b.blobs.get(request.digests.sha512_hex) == request.tarball
+
+
+def test_a_blob_that_cannot_be_written_rolls_the_version_back(b):
+    name, cred = owned_package(b)
+    request = request_for(name)
+    b.blobs = held = HeldPut(b.blobs, fail=True)
+    held.release.set()
+    with pytest.raises(OSError):
+        package_routes._commit_publish(b, request, cred, actor=name, new_owner=None, second_factor=None)
+    with b.db.read() as conn:
+        assert registry.version_row(conn, name, "1.0.0") is None
+        assert registry.tags(conn, name) == {}
