@@ -179,7 +179,7 @@ def drive_prepared(requests: list[Prepared], concurrency: int,
                    ok: Callable[[int], bool] = lambda status: status < 400) -> Result:
     """Send every request once over `concurrency` threads, each with its own keep-alive connection.
 
-    The connections are open before the clock starts, as the httpx lanes' clients are built before it.
+    The connections are open before the clock starts: connecting is not what is measured.
     A status `ok` refuses, or a transport error, counts as a failure (the first three are printed).
     """
     if not requests:
