@@ -55,6 +55,14 @@ class Result:
         return self.percentile(99)
 
 
+def merged(results: list[Result]) -> Result:
+    """Rounds of one workload as one result: the requests and seconds of all of them (the rate is
+    the rounds' total over their total time), every latency, failure and CPU second."""
+    return Result(sum(r.count for r in results), sum(r.seconds for r in results),
+                  [latency for r in results for latency in r.latencies], sum(r.failures for r in results),
+                  sum(r.server_cpu for r in results), sum(r.client_cpu for r in results))
+
+
 def _report_failure(failures: int, message: str) -> None:
     if failures <= 3:
         print(f"  unexpected {message}")

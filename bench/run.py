@@ -1,8 +1,9 @@
 """python -m bench: stagegate vs Verdaccio 6.8.0 on this machine, in one run, as ratios, and every read
 also as a fraction of its floor (the broker's server stack answering a canned body of the same size).
 
-Workloads: sequential publishes of one package (16 KiB tarballs), concurrent publishes of distinct
-packages (1 MiB), then GETs driven by wrk: tarballs, and full and abbreviated packuments of a small
+Workloads: sequential publishes of one package (16 KiB tarballs) and concurrent publishes of distinct
+packages (1 MiB), stagegate, Verdaccio and the publish floors taking turns in rounds, each publish
+also as a fraction of its floors (bench/publish_floor.py); then GETs driven by wrk: tarballs, and full and abbreviated packuments of a small
 package and of a realistic one (300 versions, readme, dependencies); for stagegate alone: the OIDC
 exchange against its in-process floor, and peak memory while it receives a 100 MiB stage upload.
 Verdaccio runs in its fastest configuration as secure as ours (JWT API tokens) and, as a second
@@ -34,16 +35,10 @@ from .servers import (Server, VERDACCIO_VERSION, create_user, rss_kib, start_flo
 from .shapes import realistic_document, sized_document
 
 MIB = 1024 * 1024
-WARMUP = 100  # requests sent, and not timed, before each measured workload (both registries alike)
+WARMUP = 100  # exchanges sent, and not timed, before the measured ones (the publishes warm up in publish_rounds)
 CORGI = "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*"
 GZIP = "gzip, deflate"  # what the npm CLI sends (minipass-fetch)
 SMALL, REALISTIC = "bench-pkg", "bench-realistic"
-
-
-def put(server: Server, token: str, name: str, doc: dict):
-    body = json.dumps(doc).encode()
-    headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
-    return lambda client: client.put(server.url + name.replace("/", "%2f"), content=body, headers=headers)
 
 
 def prepared_put(server: Server, token: str, name: str, doc: dict) -> load.Prepared:
@@ -118,28 +113,49 @@ def floors(stagegate: Server, seconds: int, workdir: Path, workers: int) -> dict
     return found
 
 
-def publishes(server: Server, token: str, args) -> dict[str, load.Result]:
-    """Both publish workloads, each after an untimed warm-up of the same shape on other packages."""
-    publish_sequential(server, token, "bench-warm", WARMUP)
-    found = {"publish 16 KiB (sequential)": publish_sequential(server, token, SMALL, args.versions)}
-    publish_concurrent(server, token, "bench-warm-big", WARMUP // 5)
-    found["publish 1 MiB (8 concurrent)"] = publish_concurrent(server, token, "bench-big", args.packages)
-    return found
+SEQUENTIAL, CONCURRENT = "publish 16 KiB (sequential)", "publish 1 MiB (8 concurrent)"
 
 
-def publish_floors(workdir: Path, args, workers: int) -> dict[str, dict[str, load.Result]]:
-    """Each publish workload against the two publish floors (bench/publish_floor.py), same client, same
-    documents, measured as the registries' are: {workload: {"receive": result, "durable": result}}."""
-    found: dict[str, dict[str, load.Result]] = {}
-    for mode in ("receive", "durable"):
-        floor = start_publish_floor(workdir, mode, workers)
-        try:
-            for workload, result in publishes(floor, "unused", args).items():
-                found.setdefault(workload, {})[mode] = result
-                print(f"  {mode} floor of {workload}: {result.rate:.0f}/s", flush=True)
-        finally:
+def publish_rounds(contenders: dict[str, tuple[Server, str]], args) -> dict[str, dict[str, load.Result]]:
+    """Both publish workloads on every contender ({label: (server, token)}), in `args.rounds` rounds that
+    take turns, a new package (or packages) per round: the machine's speed drifts by tens of percent over
+    seconds, and a workload that takes a second or two would otherwise be compared with another measured
+    minutes apart. Each contender first publishes SMALL untimed (what the reads read), which warms it.
+    Returns {label: {workload: the rounds' results merged}}."""
+    for server, token in contenders.values():
+        publish_sequential(server, token, SMALL, args.versions)
+        publish_concurrent(server, token, "bench-warm-big", 16)
+    rounds: dict[str, dict[str, list[load.Result]]] = {label: {SEQUENTIAL: [], CONCURRENT: []} for label in contenders}
+    order = list(contenders)
+    for number in range(args.rounds):
+        for label in order[number % len(order):] + order[:number % len(order)]:
+            server, token = contenders[label]
+            rounds[label][SEQUENTIAL].append(publish_sequential(server, token, f"bench-seq-{number}", args.versions))
+            rounds[label][CONCURRENT].append(
+                publish_concurrent(server, token, f"bench-big-{number}", args.packages))
+        print("  round " + str(number + 1) + ": " + "; ".join(
+            f"{label} {rounds[label][SEQUENTIAL][-1].rate:.0f}/s, {rounds[label][CONCURRENT][-1].rate:.0f}/s"
+            for label in order), flush=True)
+    return {label: {workload: load.merged(results) for workload, results in found.items()}
+            for label, found in rounds.items()}
+
+
+def publish_phase(stagegate: Server, peer: Server, workdir: Path, args) -> tuple[dict, dict]:
+    """stagegate, Verdaccio (JWT) and the two publish floors (bench/publish_floor.py), all running, take
+    turns (`publish_rounds`). Returns the registries' publish results and the floors'
+    ({workload: {"receive": result, "durable": result}})."""
+    floors_ = {mode: start_publish_floor(workdir, mode, args.workers) for mode in ("receive", "durable")}
+    try:
+        contenders = {"stagegate": (stagegate, create_user(stagegate, "bench")),
+                      peer.name: (peer, create_user(peer, "bench")),
+                      **{f"{mode} floor": (floor, "unused") for mode, floor in floors_.items()}}
+        found = publish_rounds(contenders, args)
+    finally:
+        for floor in floors_.values():
             floor.stop()
-    return found
+    floor_results = {workload: {mode: found[f"{mode} floor"][workload] for mode in floors_}
+                     for workload in (SEQUENTIAL, CONCURRENT)}
+    return {label: found[label] for label in ("stagegate", peer.name)}, floor_results
 
 
 def stagegate_only(server: Server, issuer: FakeIssuer, workdir: Path, exchanges: int) -> dict:
@@ -225,8 +241,9 @@ def access_log_cost(workdir: Path, seconds: int, workers: int) -> dict[str, wrk.
         server = start_stagegate(workdir, {"STAGEGATE_ACCESS_LOG": enabled}, workers=workers)
         try:
             token = create_user(server, "logs")
-            for index in range(10):
-                put(server, token, SMALL, sized_document(SMALL, f"1.{index}.0", 16 * 1024))(httpx).raise_for_status()
+            if load.run_prepared([prepared_put(server, token, SMALL, sized_document(SMALL, f"1.{index}.0", 16 * 1024))
+                                  for index in range(10)], concurrency=1).failures:
+                raise RuntimeError("the access log's brokers refused a publish")
             url, headers, paths = read_shapes(server)["GET tarball (16 KiB)"]
             wrk.run(url, 2, headers=headers, paths=paths, workdir=workdir)
             found[label] = wrk.run(url, seconds, headers=headers, paths=paths, workdir=workdir,
@@ -264,13 +281,11 @@ def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def measure_registry(server: Server, args, workdir: Path) -> dict:
-    print(f"== {server.name}", flush=True)
-    token = create_user(server, "bench")
-    found = publishes(server, token, args)
-    publish_realistic(server, token, args.realistic_versions)
-    found.update(reads(server, args.seconds, workdir))
-    return found
+def measure_reads(server: Server, args, workdir: Path) -> dict:
+    """The realistic package published (untimed), then the reads."""
+    print(f"== {server.name}: reads", flush=True)
+    publish_realistic(server, create_user(server, "reader"), args.realistic_versions)
+    return reads(server, args.seconds, workdir)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -278,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--versions", type=int, default=100, help="16 KiB versions published sequentially")
     parser.add_argument("--realistic-versions", type=int, default=300, help="versions of the realistic package")
     parser.add_argument("--packages", type=int, default=40, help="distinct 1 MiB packages published concurrently")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of both publish workloads, contenders taking turns")
     parser.add_argument("--seconds", type=int, default=8, help="seconds of each wrk read run")
     parser.add_argument("--exchanges", type=int, default=2000)
     parser.add_argument("--upload-mib", type=int, default=100)
@@ -295,24 +311,37 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict] = {}
     try:
         stagegate = start_stagegate(workdir, {"STAGEGATE_OIDC_GITHUB_ISSUER": issuer.url}, workers=args.workers)
+        verdaccio = start_verdaccio(workdir, fast=True)
         try:
-            results["stagegate"] = measure_registry(stagegate, args, workdir)
-            info["packuments"] = document_sizes(stagegate)
+            print("== publishes: stagegate, Verdaccio (JWT) and the publish floors, taking turns", flush=True)
+            publishes, results["publish floors"] = publish_phase(stagegate, verdaccio, workdir, args)
+            for label, found in publishes.items():
+                results[label] = {**found, **measure_reads(stagegate if label == "stagegate" else verdaccio,
+                                                           args, workdir)}
+                if label == "stagegate":
+                    info["packuments"] = document_sizes(stagegate)
+        finally:
+            verdaccio.stop()
+        try:
             print("== the floors", flush=True)
             results["floor"] = floors(stagegate, args.seconds, workdir, args.workers)
-            results["publish floors"] = publish_floors(workdir, args, args.workers)
             print("== stagegate only", flush=True)
             extra = stagegate_only(stagegate, issuer, workdir, args.exchanges)
         finally:
             stagegate.stop()
         print("== the access log's cost", flush=True)
         extra["access log"] = access_log_cost(workdir, args.seconds, args.workers)
-        for fast in (True, False) if not args.no_default_verdaccio else (True,):
-            verdaccio = start_verdaccio(workdir, fast=fast)
+        if not args.no_default_verdaccio:  # a second column only: one round, then its reads
+            default = start_verdaccio(workdir, fast=False)
             try:
-                results[verdaccio.name] = measure_registry(verdaccio, args, workdir)
+                token = create_user(default, "bench")
+                publish_sequential(default, token, SMALL, args.versions)
+                results[default.name] = {
+                    SEQUENTIAL: publish_sequential(default, token, "bench-seq-0", args.versions),
+                    CONCURRENT: publish_concurrent(default, token, "bench-big-0", args.packages),
+                    **measure_reads(default, args, workdir)}
             finally:
-                verdaccio.stop()
+                default.stop()
     finally:
         issuer.stop()
     print("== memory", flush=True)

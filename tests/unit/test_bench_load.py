@@ -128,3 +128,14 @@ def test_the_client_cpu_of_the_timed_part_is_charged_to_the_result(server):
     result = load.run_prepared([server.put("/length")] * 20, concurrency=2)
     assert result.failures == 0
     assert 0 < result.client_cpu_ms_per_request < 50
+
+
+def test_rounds_merge_into_one_result_of_all_their_requests_and_seconds():
+    first = load.Result(100, 1.0, [0.01] * 100, 0, server_cpu=0.5, client_cpu=0.02)
+    second = load.Result(100, 3.0, [0.03] * 100, 2, server_cpu=1.5, client_cpu=0.02)
+    both = load.merged([first, second])
+    assert (both.count, both.seconds, both.failures) == (200, 4.0, 2)
+    assert both.rate == 50  # not the mean of the rounds' rates (100 and 33)
+    assert both.cpu_ms_per_request == 10 and both.client_cpu_ms_per_request == 0.2
+    assert both.p50 == 10 or both.p50 == 30
+    assert both.p99 == 30
