@@ -48,6 +48,9 @@ _NUL_ESCAPE_BYTES = re.compile(_NUL_ESCAPE.pattern.encode())
 # orjson reads an integer outside 64 bits (below -2**63 or above 2**64-1) as the nearest float, which is
 # at least this large: such a float sends the body to the stdlib's parse, which keeps every integer exact.
 _WIDE_FLOAT = float(2**63)
+# ... but only when the body has an integer of 19 digits or more (any beyond 64 bits has): a wide float
+# written as a float (1e300) must not buy a second parse of the whole body.
+_LONG_INTEGER = re.compile(rb"[0-9]{19}")
 
 
 def parse_json(raw: bytes | str) -> Any:
@@ -64,7 +67,7 @@ def parse_json(raw: bytes | str) -> Any:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise _orjson_refusal(exc) from None
-    if _nested_too_deep_or_wide_float(value):
+    if _nested_too_deep_or_wide_float(value) and _LONG_INTEGER.search(raw):
         del value  # not held while the stdlib parses the same text (rare: see _WIDE_FLOAT)
         return _parse_exact(raw)
     return value

@@ -24,6 +24,7 @@ _HEADER_EXTENSIONS = (*_ENTRY_EXTENSIONS, tarfile.XGLTYPE)
 # Keys of a global pax header that tarfile and npm's node-tar apply differently: node-tar ignores a global
 # path, and takes a global size to find the next header where tarfile takes the entry's own.
 _DISPUTED_GLOBAL_KEYS = frozenset({"path", "linkpath", "size"})
+_PAX_NUMBER = re.compile(r"[0-9]+")  # ASCII digits only (str patterns' \d would take any script's)
 _EXTENDED = "_stagegate_extended"  # set on the TarFile while an entry's header extension is being read
 _LINKS = (tarfile.LNKTYPE, tarfile.SYMTYPE)
 # The entry types tarfile and node-tar read alike (sparse ones are refused with their own reason). npm pack
@@ -85,9 +86,10 @@ class _Gunzipped:
     """The tar stream inside a gzipped tarball held in memory, decompressed as tarfile reads it. tarfile
     opens it as a file (mode "r:"), but it reads as tarfile's stream mode ("r|") would: forward only, a
     seek forward skips the bytes, a read past the end comes back short. It decompresses what
-    `gzip.GzipFile` does, with the same errors: the members one after the other as one stream, zero
-    bytes between them skipped, each member's CRC and length checked, anything else after a member
-    refused. More than `limit` decompressed bytes are refused.
+    `gzip.GzipFile` does, with the same errors: the members one after the other as one stream, each
+    member's CRC and length checked, anything else after a member refused. Zero bytes are skipped only at
+    the end (GzipFile also skips them between members, where npm's zlib stops). More than `limit`
+    decompressed bytes are refused, and more than MAX_GZIP_MEMBERS members.
 
     Not GzipFile under tarfile's stream mode, as before: the layers between them copied every byte a
     few times in Python-level reads (a 1 MiB tarball took 2.5 times as long as decompressing it), and
@@ -106,6 +108,8 @@ class _Gunzipped:
         return self._pos
 
     def read(self, size: int) -> bytes:
+        if size < 0:  # tarfile reads a header's size from the header: a negative one would move back
+            raise tarfile.ReadError("a read of a negative size")
         if self._at + size <= len(self._piece):
             self._at += size
             self._pos += size
@@ -171,7 +175,11 @@ class _Gunzipped:
             raise gzip.BadGzipFile(f"CRC check failed {hex(crc)} != {hex(self._crc)}")
         if size != self._size & 0xFFFFFFFF:
             raise gzip.BadGzipFile("Incorrect length of data produced")
-        self._start_member(_ZEROS.match(self._data, at + 8).end())  # GzipFile skips zeros between members
+        after = _ZEROS.match(self._data, at + 8).end()
+        if after != at + 8 and self._data[after:after + 2] == b"\x1f\x8b":  # npm's zlib stops at the zeros
+            raise InvalidTarball("the tarball has zero bytes between two gzip members (npm's gunzip stops there "
+                                 "and installs a cut-off tar); pack it with npm pack")
+        self._start_member(after)
 
     def _start_member(self, at: int) -> None:
         """Read the gzip header at `at` as gzip's _read_gzip_header does, or end the stream there."""
@@ -214,7 +222,9 @@ _INFLATE_OUT = 256 * 1024  # decompressed bytes asked of zlib at a time: what is
 _ZEROS = re.compile(rb"\0*")
 _NUL_ENDED = re.compile(rb"[^\0]*\0?")  # a gzip header's name or comment (the data's end ends it too)
 
-MAX_ENTRIES = 200_000  # names kept in memory to derive what npm derives from files (bins, binding.gyp)
+MAX_ENTRIES = 200_000  # headers read (each ~50 µs of tarfile's parsing); their paths are kept in memory to
+# derive what npm derives from files (bins, binding.gyp), at most MAX_PATH_BYTES of them
+MAX_PATH_BYTES = 32 * 1024 * 1024
 _TAR_READ = 256 * 1024  # tarfile's stream reads (and skips file data) in slices of this; its default, 10 KiB,
 # made a 1 MiB tarball a hundred Python-level reads through gzip
 
@@ -275,11 +285,21 @@ class BoundedTarInfo(tarfile.TarInfo):
         except tarfile.InvalidHeaderError:  # tarfile would end the archive here; node-tar skips the block
             raise _disputed("the tarball has a header with a bad checksum or a malformed field (npm's tar "
                             "skips it and reads on, Python's stops there)") from None
+        if member.size < 0:  # base-256 allows one; tarfile would read back over what it read, node-tar skips it
+            raise _disputed("the tarball has a header with a negative size")
         # tarfile joins the name prefix field (345:500) to the name whatever the magic; node-tar only
         # for POSIX ustar, so a GNU header with one names different files for the two.
         if buf[345] and buf[257:265] != tarfile.POSIX_MAGIC and member.type not in tarfile.GNU_TYPES:
             raise _disputed("an entry that is not POSIX ustar has a name prefix")
         return member
+
+    def _apply_pax_info(self, pax_headers, encoding, errors):
+        # node-tar takes a pax size only when it is all ASCII digits; Python's int() also takes a sign,
+        # spaces, underscores and other scripts' digits, and so would read the entry's data otherwise.
+        size = pax_headers.get("size")
+        if size is not None and not _PAX_NUMBER.fullmatch(size):
+            raise _disputed(f"a pax header gives a size that is not plain digits ({size[:20]!r})")
+        super()._apply_pax_info(pax_headers, encoding, errors)
 
     # pax sparse formats 0.0, 0.1 and 1.0: applied to the entry after its pax header
     def _proc_gnusparse_00(self, *_):
@@ -357,16 +377,23 @@ def read_package(data: bytes) -> PackageContents:
     more than one (compared case-insensitively, for case-insensitive disks) is refused, or the
     registry could check one manifest while installs get another.
     """
-    manifests, files = [], set()
+    manifests, files, entries, kept = [], set(), 0, 0
     try:
         stream = _Gunzipped(data, MAX_UNPACKED_BYTES)
         with tarfile.open(fileobj=stream, mode="r:", tarinfo=BoundedTarInfo) as archive:
             for member in archive:
+                archive.members.clear()  # tarfile keeps every header it read; this loop needs only this one
+                entries += 1  # every entry, directories and repeated paths too: each costs a header's parse
+                if entries > MAX_ENTRIES:
+                    raise InvalidTarball(f"the tarball holds more than {MAX_ENTRIES} entries")
                 path = installed_path(member.name)
                 if path is None or member.isdir():
                     continue
-                if len(files) >= MAX_ENTRIES:
-                    raise InvalidTarball(f"the tarball holds more than {MAX_ENTRIES} files")
+                if path not in files:
+                    kept += len(path)
+                    if kept > MAX_PATH_BYTES:
+                        raise InvalidTarball(f"the tarball's file paths add up to more than {MAX_PATH_BYTES} "
+                                             "characters")
                 files.add(path)
                 if path.casefold() == "package.json":
                     if manifests:

@@ -93,7 +93,9 @@ def set_owners(conn: Connection, name: str, user_ids: list[int]) -> None:
 def claim_version(conn: Connection, name: str, version: str, state: str, manifest: dict, blob: str | None) -> bool:
     """Take a version number for good; False when it was ever used (published, unpublished, staged).
 
-    The primary key decides, in one statement (ON CONFLICT DO NOTHING: no savepoint around it)."""
+    The primary key decides, in one statement (ON CONFLICT DO NOTHING: no savepoint around it). Any
+    other constraint failing raises, and on PostgreSQL aborts the transaction: the only other one is
+    the package's foreign key, and a package row is never deleted (unpublishing keeps it)."""
     claimed = conn.execute(_dialect_statements(conn.dialect.name).claim_version, {
         "package": name, "version": version, "state": state, "manifest": json.dumps(manifest), "blob": blob,
         "created_at": time.time()})

@@ -147,3 +147,16 @@ def test_a_long_string_then_values_up_to_the_limit_parses():
 def test_a_long_string_then_one_value_too_many_is_refused():
     raw = b'["' + b"A" * 300_000 + b'"' + b",0" * MAX_JSON_SEPARATORS + b"]"
     assert f"more than {MAX_JSON_SEPARATORS} values" in refusal(raw).error
+
+
+def test_a_wide_float_written_as_a_float_is_not_parsed_twice(monkeypatch):
+    """Only an integer literal of 19 digits or more can be one orjson turned into a float."""
+    from broker.api import http
+
+    def second_parse(raw):
+        raise AssertionError("parsed again with the stdlib")
+
+    monkeypatch.setattr(http, "_parse_exact", second_parse)
+    assert http.parse_json(b'{"a": [1e300, -2.5e100], "b": "1234567890"}') == {"a": [1e300, -2.5e100], "b": "1234567890"}
+    with pytest.raises(AssertionError, match="parsed again"):
+        http.parse_json(b'{"a": 10000000000000000000000}')

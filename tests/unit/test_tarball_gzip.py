@@ -84,3 +84,10 @@ def test_at_most_64_gzip_members_are_read():
     assert read_package(many).files == FILES
     with pytest.raises(InvalidTarball, match="more than 64 gzip members"):
         read_package(many + gzip.compress(b""))
+
+
+@pytest.mark.parametrize("zeros", [1, 100])
+def test_zero_bytes_between_gzip_members_are_refused(zeros):
+    """npm's zlib stops at them: it would install the tar cut where the first member ends."""
+    with pytest.raises(InvalidTarball, match="zero bytes between two gzip members"):
+        read_package(gzip.compress(TAR[:700]) + b"\0" * zeros + gzip.compress(TAR[700:]))

@@ -129,6 +129,9 @@ def _checksummed(block: bytes, signed: bool = False, digits: int = 6) -> bytes:
     return block[:148] + field + block[156:]
 
 
+NEGATIVE_1024 = b"\xff" * 10 + b"\xfc\x00"  # -1024 in a size field's base-256 form
+
+
 DISAGREEING = {
     "pax-path-then-long-name": _pax({"path": "package/shown.js"}) + _long_name(b"package/hidden.js") +
     _file(b"package/x", b"evil()\n"),
@@ -161,6 +164,19 @@ DISAGREEING = {
     _file(b"package/a.js", b"evil()\n"),
     "bad-checksum": _header(b"package/junk", 0, b"0")[:148] + b"0000000\0" + _header(b"package/junk", 0, b"0")[156:] +
     _file(b"package/smuggled.js", b"evil()\n"),
+    # a size field in base-256 may be negative: tarfile then reads back over what it read (the entry's data
+    # taken for headers, or the same header forever); node-tar skips such a header
+    "negative-size-global": _header(b"pax", 0, b"g", {124: NEGATIVE_1024}) + _file(b"package/a.js", b"ok()\n"),
+    "negative-size-pax": _header(b"pax", 0, b"x", {124: NEGATIVE_1024}) + _file(b"package/a.js", b"ok()\n"),
+    "negative-size-long-name": _header(b"././@LongLink", 0, b"L", {124: NEGATIVE_1024}) +
+    _file(b"package/a.js", b"ok()\n"),
+    "negative-size-file": _header(b"package/a.js", 0, b"0", {124: NEGATIVE_1024}) + _file(b"package/b.js", b"ok()\n"),
+    # node-tar takes a pax size only when it is all digits; Python's int() takes these too, and reads the
+    # entry's data as a different length (here: none, so its data, a header, names a file npm never sees)
+    **{f"pax-size-{label}": _pax({"size": size}) + _header(b"package/a.js", 512, b"0") +
+       _header(b"package/shown.js", 1024, b"0") + _file(b"package/evil.js", b"evil()\n")
+       for label, size in (("negative", "-5"), ("signed", "+0"), ("spaced", " 0"), ("underscored", "0_0"),
+                           ("arabic-indic", "\u0660"))},
 }
 
 
@@ -175,3 +191,16 @@ def test_headers_tar_readers_disagree_on_are_refused(read, case):
 def test_a_global_header_of_git_archive_and_a_pax_path_are_read(read):
     read(_tgz(_pax({"comment": "0123abcd"}, b"g"), _pax({"path": "package/" + "d/" * 60 + "x.js"}),
               _file(b"package/x", b"1\n")))
+
+
+def test_every_entry_counts_toward_the_entry_bound(monkeypatch):
+    """Directories and repeated paths cost a header's parse each, like files: all of them count."""
+    import broker.domain.tarball as tarball_module
+
+    monkeypatch.setattr(tarball_module, "MAX_ENTRIES", 5)
+    directory = _header(b"package/d/", 0, b"5")
+    read_package(_tgz(directory * 3))  # 4 entries with the package.json
+    with pytest.raises(InvalidTarball, match="more than 5 entries"):
+        read_package(_tgz(directory * 5))
+    with pytest.raises(InvalidTarball, match="more than 5 entries"):
+        read_package(_tgz(_file(b"package/a.js", b"1") * 5))  # one path, five headers
