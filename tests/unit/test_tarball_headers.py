@@ -6,7 +6,6 @@ holes on reading: a 400-byte tarball "unpacks" to terabytes of zeros). Both the 
 from __future__ import annotations
 
 import gzip
-import io
 import tarfile
 
 import pytest
