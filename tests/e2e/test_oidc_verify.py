@@ -86,6 +86,11 @@ def test_an_owner_sees_the_comparison_per_relationship_and_it_is_audited(account
     assert all(r["tried"] and not r["matches"] for r in body["relationships"])
     [(event, package, detail)] = audit_rows(broker, since, "oidc.verify")
     assert package == name and detail["outcome"].startswith("refused 403") and len(detail["mismatches"]) == 4
+
+
+def test_an_owner_sees_which_relationships_a_matching_token_meets(accounts, issuer, broker):
+    account, name = trusted(accounts, relationship(environment="production"),
+                            relationship(permissions=["createPackage"], repository="acme/other"))
     matching = account.http("POST", f"-/npm/v1/oidc/token/verify/package/{name}", otp=True,
                             json={"token": issuer.token(environment="production")})
     assert matching.json()["ok"] is True and matching.json()["permissions"] == ["createPackage", "createStagedPackage"]
