@@ -34,10 +34,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="processes, as `stagegate-broker serve --workers`")
     args = parser.parse_args()
     os.environ["BENCH_FLOOR_SIZE"] = str(args.size)
-    app = "bench.asgi_floor:_from_environment" if args.workers > 1 else canned_app(args.size)
-    uvicorn.run(app, factory=args.workers > 1, workers=args.workers, host="127.0.0.1", port=args.port,
-                http=HeaderTimeoutProtocol, log_level="warning", access_log=False, server_header=False,
-                lifespan="off")
+    serve_stack("bench.asgi_floor:_from_environment", args.port, args.workers)
+
+
+def serve_stack(factory: str, port: int, workers: int, **options) -> None:
+    """Serve the app that `factory` ("module:function", called in each worker) builds on the broker's own
+    server stack: uvicorn, httptools and the broker's protocol class, `workers` processes sharing the port."""
+    uvicorn.run(factory, factory=True, workers=workers, host="127.0.0.1", port=port, http=HeaderTimeoutProtocol,
+                log_level="warning", access_log=False, server_header=False, lifespan="off", **options)
 
 
 def _from_environment():

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gc
 import socket
-import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -61,11 +60,6 @@ def merged(results: list[Result]) -> Result:
     return Result(sum(r.count for r in results), sum(r.seconds for r in results),
                   [latency for r in results for latency in r.latencies], sum(r.failures for r in results),
                   sum(r.server_cpu for r in results), sum(r.client_cpu for r in results))
-
-
-def _report_failure(failures: int, message: str) -> None:
-    if failures <= 3:
-        print(f"  unexpected {message}")
 
 
 @dataclass(frozen=True)
@@ -213,7 +207,8 @@ def drive_prepared(requests: list[Prepared], concurrency: int,
             if problem is not None:
                 with lock:
                     failures += 1
-                    _report_failure(failures, problem)
+                    if failures <= 3:
+                        print(f"  unexpected {problem}")
         connection.close()
 
     lanes = [threading.Thread(target=lane, args=(connection,)) for connection in connections]
@@ -226,9 +221,11 @@ def drive_prepared(requests: list[Prepared], concurrency: int,
                   client_cpu=time.process_time() - cpu)
 
 
-def _measured(drive_all: Callable[[], Result], pid: int | None) -> Result:
-    """Run `drive_all` with the collector off; with `pid`, charge it the server's CPU too."""
-    from .servers import tree_cpu_seconds as cpu_seconds  # the broker and its workers
+def run_prepared(requests: list[Prepared], concurrency: int, ok: Callable[[int], bool] = lambda status: status < 400,
+                 pid: int | None = None) -> Result:
+    """Drive prepared requests (`prepare`); with `pid`, also charge the server process's CPU time (it and
+    its workers') to the result."""
+    from .servers import tree_cpu_seconds as cpu_seconds
 
     # The collector would stop the client for tens of ms now and then (it walks every object this
     # process holds, the prepared request bodies included): leave it out of the timed part.
@@ -237,20 +234,10 @@ def _measured(drive_all: Callable[[], Result], pid: int | None) -> Result:
     gc.disable()
     try:
         before = cpu_seconds(pid) if pid else 0.0
-        result = drive_all()
+        result = drive_prepared(requests, concurrency, ok)
         if pid:
             result.server_cpu = cpu_seconds(pid) - before
     finally:
         gc.enable()
         gc.unfreeze()
     return result
-
-
-def run_prepared(requests: list[Prepared], concurrency: int, ok: Callable[[int], bool] = lambda status: status < 400,
-                 pid: int | None = None) -> Result:
-    """Drive prepared requests (`prepare`); with `pid`, also charge the server process's CPU time."""
-    return _measured(lambda: drive_prepared(requests, concurrency, ok), pid)
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values)

@@ -22,10 +22,9 @@ from pathlib import Path
 
 import orjson
 import pybase64
-import uvicorn
 from anyio import to_thread
 
-from broker.server import HeaderTimeoutProtocol
+from .asgi_floor import serve_stack
 
 OK = {"type": "http.response.start", "status": 200,
       "headers": [(b"content-type", b"application/json"), (b"content-length", b"16")]}
@@ -115,10 +114,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="processes, as `stagegate-broker serve --workers`")
     args = parser.parse_args()
     os.environ["BENCH_FLOOR_MODE"], os.environ["BENCH_FLOOR_FOLDER"] = args.mode, str(args.folder)
-    app = "bench.publish_floor:_from_environment" if args.workers > 1 else _from_environment()
-    uvicorn.run(app, factory=args.workers > 1, workers=args.workers, host="127.0.0.1", port=args.port,
-                http=HeaderTimeoutProtocol, log_level="warning", access_log=False, server_header=False,
-                lifespan="off", timeout_keep_alive=30)
+    serve_stack("bench.publish_floor:_from_environment", args.port, args.workers, timeout_keep_alive=30)
 
 
 def _from_environment():

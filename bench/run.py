@@ -311,18 +311,16 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict] = {}
     try:
         stagegate = start_stagegate(workdir, {"STAGEGATE_OIDC_GITHUB_ISSUER": issuer.url}, workers=args.workers)
-        verdaccio = start_verdaccio(workdir, fast=True)
         try:
-            print("== publishes: stagegate, Verdaccio (JWT) and the publish floors, taking turns", flush=True)
-            publishes, results["publish floors"] = publish_phase(stagegate, verdaccio, workdir, args)
-            for label, found in publishes.items():
-                results[label] = {**found, **measure_reads(stagegate if label == "stagegate" else verdaccio,
-                                                           args, workdir)}
-                if label == "stagegate":
-                    info["packuments"] = document_sizes(stagegate)
-        finally:
-            verdaccio.stop()
-        try:
+            verdaccio = start_verdaccio(workdir, fast=True)
+            try:
+                print("== publishes: stagegate, Verdaccio (JWT) and the publish floors, taking turns", flush=True)
+                publishes, results["publish floors"] = publish_phase(stagegate, verdaccio, workdir, args)
+                results["stagegate"] = {**publishes["stagegate"], **measure_reads(stagegate, args, workdir)}
+                info["packuments"] = document_sizes(stagegate)
+                results[verdaccio.name] = {**publishes[verdaccio.name], **measure_reads(verdaccio, args, workdir)}
+            finally:
+                verdaccio.stop()
             print("== the floors", flush=True)
             results["floor"] = floors(stagegate, args.seconds, workdir, args.workers)
             print("== stagegate only", flush=True)

@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,25 +139,24 @@ log: {{type: stdout, format: pretty, level: fatal}}
 
 def start_floor(workdir: Path, size: int, workers: int) -> Server:
     """bench/asgi_floor.py: the broker's server stack answering `size` canned bytes, `workers` processes."""
-    port = free_port()
-    log = open(workdir / f"floor-{port}.log", "ab")
-    process = subprocess.Popen([sys.executable, "-m", "bench.asgi_floor", "--port", str(port), "--size", str(size),
-                                "--workers", str(workers)], cwd=ROOT, stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}/"
-    wait_for(url + "-/ping", process)
-    return Server("floor", url, process)
+    return _start_module("floor", "bench.asgi_floor", workdir, "--size", str(size), "--workers", str(workers))
 
 
 def start_publish_floor(workdir: Path, mode: str, workers: int) -> Server:
     """bench/publish_floor.py: the broker's server stack answering publishes with the least work."""
+    return _start_module(f"publish floor ({mode})", "bench.publish_floor", workdir, "--mode", mode,
+                         "--folder", tempfile.mkdtemp(prefix=f"publish-floor-{mode}-", dir=workdir), "--workers", str(workers))
+
+
+def _start_module(name: str, module: str, workdir: Path, *options: str) -> Server:
+    """`python -m module --port P *options` from the checkout, once it answers on P."""
     port = free_port()
-    log = open(workdir / f"publish-floor-{port}.log", "ab")
-    process = subprocess.Popen([sys.executable, "-m", "bench.publish_floor", "--port", str(port), "--mode", mode,
-                                "--folder", str(workdir / f"publish-floor-{port}"), "--workers", str(workers)],
-                               cwd=ROOT, stdout=log, stderr=log)
+    log = open(workdir / f"{module.rsplit('.', 1)[-1]}-{port}.log", "ab")
+    process = subprocess.Popen([sys.executable, "-m", module, "--port", str(port), *options], cwd=ROOT, stdout=log,
+                               stderr=log)
     url = f"http://127.0.0.1:{port}/"
     wait_for(url + "-/ping", process)
-    return Server(f"publish floor ({mode})", url, process)
+    return Server(name, url, process)
 
 
 def create_user(server: Server, name: str, password: str = "bench password 1") -> str:

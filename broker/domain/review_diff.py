@@ -14,9 +14,7 @@ kept per file and per tarball, and the lines of each diff.
 from __future__ import annotations
 
 import difflib
-import gzip
 import hashlib
-import io
 import json
 import posixpath
 import re
@@ -27,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .manifest import npm_publish_view
-from .tarball import _TAR_READ, BoundedTarInfo, InvalidTarball, _Bounded, refuse_early_end
+from .tarball import InvalidTarball, entries_of, gzipped_tar
 
 KIB, MIB = 1024, 1024 * 1024
 
@@ -95,12 +93,10 @@ def snapshot(data: bytes, limits: Limits = Limits()) -> Snapshot:
     problems: list[str] = []
     budget = [limits.text_per_tarball]
     manifest_text: bytes | None = None
-    stream = _Bounded(gzip.GzipFile(fileobj=io.BytesIO(data)), limits.unpacked_bytes)
     unpacked, path_chars = 0, 0
     try:
-        with tarfile.open(fileobj=io.BufferedReader(stream), mode="r|", tarinfo=BoundedTarInfo,
-                          bufsize=_TAR_READ) as archive:
-            for count, member in enumerate(archive):
+        with gzipped_tar(data, limits.unpacked_bytes) as archive:
+            for count, member in enumerate(entries_of(archive)):
                 if count >= limits.entries:
                     raise InvalidTarball(f"the tarball holds more than {limits.entries} entries")
                 if member.isdir():
@@ -126,7 +122,6 @@ def snapshot(data: bytes, limits: Limits = Limits()) -> Snapshot:
                 if path == "package.json":  # the last one is what npm installs
                     manifest_text = raw if raw is not None and len(raw) <= limits.manifest_bytes else None
                 files[path] = entry
-            refuse_early_end(archive)
     except (OSError, EOFError, tarfile.TarError, zlib.error) as exc:
         raise InvalidTarball(f"the tarball is not a readable gzipped tarball ({exc.__class__.__name__})") from None
     return Snapshot(_parse_manifest(manifest_text, problems), files, unpacked, tuple(problems))

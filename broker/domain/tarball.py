@@ -5,12 +5,13 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
-import io
 import json
 import re
 import struct
 import tarfile
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 MAX_MANIFEST_BYTES = 1024 * 1024
@@ -62,24 +63,6 @@ def integrity_matches(claimed: str, actual: Digests) -> bool:
     entries = [e.split("?")[0] for e in claimed.split()]
     sha512 = [e for e in entries if e.startswith("sha512-")]
     return bool(sha512) and actual.integrity in sha512
-
-
-class _Bounded(io.RawIOBase):
-    """A reader that refuses to unpack more than `limit` bytes."""
-
-    def __init__(self, inner, limit: int) -> None:
-        self._inner, self._left = inner, limit
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        data = self._inner.read(min(len(buffer), 1024 * 1024))
-        self._left -= len(data)
-        if self._left < 0:
-            raise InvalidTarball("the tarball unpacks to more than the registry accepts")
-        buffer[: len(data)] = data
-        return len(data)
 
 
 class _Gunzipped:
@@ -225,8 +208,6 @@ _NUL_ENDED = re.compile(rb"[^\0]*\0?")  # a gzip header's name or comment (the d
 MAX_ENTRIES = 200_000  # headers read (each ~50 µs of tarfile's parsing); their paths are kept in memory to
 # derive what npm derives from files (bins, binding.gyp), at most MAX_PATH_BYTES of them
 MAX_PATH_BYTES = 32 * 1024 * 1024
-_TAR_READ = 256 * 1024  # tarfile's stream reads (and skips file data) in slices of this; its default, 10 KiB,
-# made a 1 MiB tarball a hundred Python-level reads through gzip
 
 
 @dataclass(frozen=True)
@@ -368,6 +349,27 @@ def installed_path(member_name: str) -> str | None:
     return path
 
 
+@contextmanager
+def gzipped_tar(data: bytes, limit: int) -> Iterator[tarfile.TarFile]:
+    """The tar inside a gzipped tarball, read forward once, at most `limit` bytes unpacked, with
+    BoundedTarInfo's refusals. Iterate it with `entries_of`; a member's data is read (extractfile) while
+    the iteration is at it. When the block ends without an error, what follows the last entry is checked:
+    the end blocks (`refuse_early_end`) and the rest of the gzip stream. Raises OSError, EOFError,
+    tarfile.TarError, zlib.error or InvalidTarball."""
+    stream = _Gunzipped(data, limit)
+    with tarfile.open(fileobj=stream, mode="r:", tarinfo=BoundedTarInfo) as archive:
+        yield archive
+        refuse_early_end(archive)
+    stream.check_rest()
+
+
+def entries_of(archive: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
+    """The archive's entries in order, without tarfile keeping every header it read (it would: ~1.4 KB each)."""
+    for member in archive:
+        archive.members.clear()
+        yield member
+
+
 def read_package(data: bytes) -> PackageContents:
     """The package.json and file list of a gzipped tarball, read in one bounded pass.
 
@@ -379,10 +381,8 @@ def read_package(data: bytes) -> PackageContents:
     """
     manifests, files, entries, kept = [], set(), 0, 0
     try:
-        stream = _Gunzipped(data, MAX_UNPACKED_BYTES)
-        with tarfile.open(fileobj=stream, mode="r:", tarinfo=BoundedTarInfo) as archive:
-            for member in archive:
-                archive.members.clear()  # tarfile keeps every header it read; this loop needs only this one
+        with gzipped_tar(data, MAX_UNPACKED_BYTES) as archive:
+            for member in entries_of(archive):
                 entries += 1  # every entry, directories and repeated paths too: each costs a header's parse
                 if entries > MAX_ENTRIES:
                     raise InvalidTarball(f"the tarball holds more than {MAX_ENTRIES} entries")
@@ -400,8 +400,6 @@ def read_package(data: bytes) -> PackageContents:
                         raise InvalidTarball("the tarball holds more than one package.json at its root (an "
                                              "install would keep the last one); pack it again with npm pack")
                     manifests.append(_manifest_of(archive, member))
-            refuse_early_end(archive)
-        stream.check_rest()
     except (OSError, EOFError, tarfile.TarError, zlib.error) as exc:
         raise InvalidTarball(f"the attachment is not a readable gzipped tarball ({exc.__class__.__name__})") from None
     if not manifests:
