@@ -4,6 +4,7 @@ accounts with 2FA."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,17 @@ def pytest_sessionfinish(session, exitstatus):
             reporter.write_line(f"  secret in a log: {line}", red=True)
     if found:
         session.exitstatus = 1
+
+
+def pytest_collection_modifyitems(config, items):
+    """On the second backend (STAGEGATE_TEST_BACKEND=postgres), only the tests that use a backend: a
+    test that never touches the `backends` fixture (directly or through a broker, an account or a
+    store) runs the same code on both, so the SQLite pass already ran it."""
+    if os.environ.get("STAGEGATE_TEST_BACKEND", "sqlite") == "sqlite":
+        return
+    kept, once = [], []
+    for item in items:
+        (kept if "backends" in getattr(item, "fixturenames", ()) else once).append(item)
+    if once:
+        config.hook.pytest_deselected(items=once)
+        items[:] = kept

@@ -240,8 +240,8 @@ def check_otp(b: Broker, user: User, otp: str, secret: bytes | None = None, *, u
     """Accept a fresh TOTP code (or a recovery code) once; count, audit and back off on failures.
 
     The account's OTP checks take turns (a row lock), so concurrent guesses cannot all slip under
-    `use_up=False` (reads with Basic auth) accepts a TOTP or recovery code that is valid now without spending it.
-    `use_up=False` (reads with Basic auth) accepts a TOTP code that is valid now without spending it.
+    the back-off. `use_up=False` (reads with Basic auth) accepts a TOTP or recovery code that is
+    valid now without spending it.
     """
     if secret is None:
         if not user.tfa_secret:

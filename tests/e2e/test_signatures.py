@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.e2e.test_stage_cli import owned, stage
 from tests.support.broker import ROOT
+from tests.support.npm import NODE
 from tests.support.packages import make_package, publish_document, unique_name
 
 VERIFY = Path(__file__).resolve().parents[1] / "support" / "verify_signatures.js"
@@ -37,7 +38,7 @@ def verify(registry: str, spec: str, keys: dict, tmp_path: Path) -> dict:
     keys_file = tmp_path / f"keys-{os.urandom(4).hex()}.json"
     keys_file.write_text(json.dumps(keys))
     cache = tmp_path / f"pacote-cache-{os.urandom(4).hex()}"
-    result = subprocess.run(["node", str(VERIFY), registry, spec, str(keys_file), str(cache)],
+    result = subprocess.run([NODE, str(VERIFY), registry, spec, str(keys_file), str(cache)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)

@@ -9,6 +9,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 NPM_CLI = ROOT / ".tools" / "npm" / "node_modules" / "npm" / "bin" / "npm-cli.js"
+# scripts/bootstrap --with-npm puts Node 22 there (npm's compile cache makes each command cheaper);
+# on a machine it has no build for, the machine's node.
+_LOCAL_NODE = ROOT / ".tools" / "node" / "bin" / "node"
+NODE = str(_LOCAL_NODE) if _LOCAL_NODE.exists() else "node"
 NPM_VERSION = "11.19.1"
 
 # Variables of the machine or CI that would change what npm does (OIDC detection, configs).
@@ -41,7 +45,7 @@ def base_env(home: Path, cache: Path) -> dict[str, str]:
 def npm_command() -> list[str]:
     if not NPM_CLI.exists():
         raise RuntimeError(f"the pinned npm is missing at {NPM_CLI}: run scripts/bootstrap --with-npm")
-    return ["node", str(NPM_CLI)]
+    return [NODE, str(NPM_CLI)]
 
 
 @dataclass

@@ -15,6 +15,7 @@ import pytest
 from broker.domain.manifest import INSTALL_FIELDS, disagreement, hosted_key, npm_publish_view, registry_fields
 from broker.domain.publish import InvalidDocument, parse_publish_document
 from broker.domain.tarball import InvalidTarball, PackageContents, read_package
+from tests.support.npm import NODE
 from tests.support.packages import publish_document, tarball
 
 BASE = {"name": "pkg", "version": "1.0.0"}
@@ -236,7 +237,7 @@ NPM_CASES = {
 
 @pytest.fixture(scope="module")
 def npm_views(tmp_path_factory):
-    if shutil.which("node") is None or not PACKAGE_JSON_MODULE.exists():
+    if shutil.which(NODE) is None or not PACKAGE_JSON_MODULE.exists():
         pytest.skip("needs node and the pinned npm CLI (scripts/bootstrap)")
     directories = []
     for fields, files in NPM_CASES.values():
@@ -246,7 +247,7 @@ def npm_views(tmp_path_factory):
             (directory / path).parent.mkdir(parents=True, exist_ok=True)
             (directory / path).write_text("x")
         directories.append(str(directory))
-    done = subprocess.run(["node", "-e", PREPARE, str(PACKAGE_JSON_MODULE), *directories],
+    done = subprocess.run([NODE, "-e", PREPARE, str(PACKAGE_JSON_MODULE), *directories],
                           capture_output=True, text=True, timeout=120, check=True)
     return dict(zip(NPM_CASES, json.loads(done.stdout)))
 
