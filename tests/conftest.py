@@ -118,14 +118,16 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 def pytest_collection_modifyitems(config, items):
-    """On the second backend (STAGEGATE_TEST_BACKEND=postgres), only the tests that use a backend: a
-    test that never touches the `backends` fixture (directly or through a broker, an account or a
-    store) runs the same code on both, so the SQLite pass already ran it."""
+    """On the second backend (STAGEGATE_TEST_BACKEND=postgres), only the tests that use the backend
+    under test: a test that never touches the `backends` fixture (directly or through a broker, an
+    account or a store), or one that names its backend itself (`pinned_backend`), runs the same code
+    in both passes, so the SQLite pass already ran it."""
     if os.environ.get("STAGEGATE_TEST_BACKEND", "sqlite") == "sqlite":
         return
     kept, once = [], []
     for item in items:
-        (kept if "backends" in getattr(item, "fixturenames", ()) else once).append(item)
+        uses = "backends" in getattr(item, "fixturenames", ()) and item.get_closest_marker("pinned_backend") is None
+        (kept if uses else once).append(item)
     if once:
         config.hook.pytest_deselected(items=once)
         items[:] = kept

@@ -16,7 +16,7 @@ from tests.support.trust import github_relationship
 TRUST = [github_relationship()]
 
 
-@pytest.fixture(scope="module", params=["instances", "workers"])
+@pytest.fixture(scope="module", params=[pytest.param("instances", marks=pytest.mark.pinned_backend), "workers"])
 def pair(request, backends, broker_env):
     """Two ways in to one registry: two instances (PostgreSQL, S3), or the one URL of a broker with two
     workers (the suite's backend), where the kernel spreads the connections over both processes."""
