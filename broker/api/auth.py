@@ -76,8 +76,7 @@ def _credential(b: Broker, req: Req) -> Credential | None:
 def _bearer(b: Broker, req: Req, token: str) -> Credential:
     client = req.client
     with b.db.read() as conn:
-        row = accounts.token_by_digest(conn, token_digest(token))
-        user = accounts.user_by_id(conn, row.user_id) if row and row.user_id is not None else None
+        row, user = accounts.token_with_user(conn, token_digest(token))
     if row is None or (row.user_id is not None and user is None) or row.kind is TokenKind.WEB:
         # A review-page session is not an npm token: it answers like an unknown one.
         raise unauthorized(f"this token is not valid (revoked or never issued): {LOGIN_HINT}", code="auth.invalid-token")

@@ -148,8 +148,7 @@ def _session(b: Broker, req: Req) -> Session | None:
     if not token or len(token) > 100:
         return None
     with b.db.read() as conn:
-        row = accounts.token_by_digest(conn, token_digest(token))
-        user = accounts.user_by_id(conn, row.user_id) if row and row.user_id is not None else None
+        row, user = accounts.token_with_user(conn, token_digest(token))
     if row is None or row.kind is not TokenKind.WEB or user is None or (row.expires_at or 0) <= time.time():
         return None
     session = Session(user, token, row.id, review_page.csrf_token(token))

@@ -222,6 +222,23 @@ def token_by_digest(conn: Connection, digest: str) -> TokenRow | None:
     return _token(row) if row else None
 
 
+def token_with_user(conn: Connection, digest: str) -> tuple[TokenRow | None, User | None]:
+    """The token of `digest` and its account (None for a trust token's, or one since deleted), in one
+    statement: every request with a Bearer token reads both."""
+    row = conn.execute(_TOKEN_WITH_USER, {"digest": digest}).first()
+    if row is None:
+        return None, None
+    user = None if row.u_id is None else User(
+        row.u_id, row.u_name, row.u_email, row.u_password_hash, TfaMode(row.u_tfa_mode) if row.u_tfa_mode else None,
+        bool(row.u_tfa_pending), row.u_tfa_secret, row.u_created_at, row.u_updated_at)
+    return _token(row), user
+
+
+_TOKEN_WITH_USER = (select(tokens, *[column.label(f"u_{column.name}") for column in users.c])
+                    .select_from(tokens.outerjoin(users, users.c.id == tokens.c.user_id))
+                    .where(tokens.c.digest == bindparam("digest")))
+
+
 def token_by_id(conn: Connection, token_id: str) -> TokenRow | None:
     row = conn.execute(select(tokens).where(tokens.c.id == token_id)).first()
     return _token(row) if row else None

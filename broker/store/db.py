@@ -35,7 +35,9 @@ def _sqlite_engine(url: str, begin: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(conn) -> None:
-        conn.exec_driver_sql(begin)
+        # On the sqlite3 connection itself: through exec_driver_sql, SQLAlchemy's statement machinery
+        # cost more than the BEGIN. COMMIT and ROLLBACK stay SQLAlchemy's (the DBAPI commit/rollback).
+        conn.connection.driver_connection.execute(begin)
 
     return engine
 
