@@ -66,7 +66,7 @@ def parse_json(raw: bytes | str) -> Any:
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise _orjson_refusal(exc) from None
+        raise orjson_refusal(exc) from None
     if _nested_too_deep_or_wide_float(value) and _LONG_INTEGER.search(raw):
         del value  # not held while the stdlib parses the same text (rare: see _WIDE_FLOAT)
         return _parse_exact(raw)
@@ -101,7 +101,7 @@ def _separators_exceed(raw: bytes, limit: int) -> bool:
     return False
 
 
-def _orjson_refusal(exc: orjson.JSONDecodeError) -> RegistryError:
+def orjson_refusal(exc: orjson.JSONDecodeError) -> RegistryError:
     """The 400 for what orjson refused: its reason, reworded where it says less than the stdlib did."""
     if exc.msg.startswith("str is not valid UTF-8"):  # orjson adds "surrogates not allowed" to any bad byte
         return bad_request("the request body is not valid UTF-8 JSON", code="body.invalid-json")

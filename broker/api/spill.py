@@ -13,7 +13,6 @@ parsed by `parse_json` with its usual limits, and a diverted string is checked a
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 import tempfile
@@ -21,8 +20,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import orjson
+
 from ..domain.publish import LongString
-from .http import MAX_JSON_SEPARATORS, SPILL_FROM, _NUL_ESCAPE, invalid_json, parse_json
+from .http import MAX_JSON_SEPARATORS, SPILL_FROM, _NUL_ESCAPE, invalid_json, orjson_refusal, parse_json
 
 MIB = 1024 * 1024
 _SLICE = MIB
@@ -54,10 +55,10 @@ class SpilledString(LongString):
         raw = self._file.read()
         if self.escaped and _NUL_ESCAPE.search(raw.decode("utf-8", errors="replace")):
             raise invalid_json("a string holds a NUL character (\\u0000), which this registry does not accept")
-        try:
-            value = json.loads(b'"' + raw + b'"')
-        except ValueError as exc:
-            raise invalid_json(str(exc)) from None
+        try:  # the same parser, and so the same refusals (a lone surrogate escape), as parse_json
+            value = orjson.loads(b'"' + raw + b'"')
+        except orjson.JSONDecodeError as exc:
+            raise orjson_refusal(exc) from None
         return value
 
     def close(self) -> None:

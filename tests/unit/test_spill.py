@@ -67,3 +67,14 @@ def test_a_string_shaped_like_a_placeholder_stays_what_it_is():
     document = parsed({"_attachments": {"a.tgz": {"data": "y" * 40}}, "readme": forged, forged: forged})
     assert document["readme"] == forged and document[forged] == forged
     assert b"".join(document["_attachments"]["a.tgz"]["data"].ascii_chunks(4)) == b"y" * 40
+
+
+@pytest.mark.parametrize("escape", ["\\ud800", "\\udfff", "\\udc00\\ud800"])
+def test_a_lone_surrogate_escape_in_a_spilled_string_is_refused_as_in_a_small_body(escape):
+    """No UTF-8 encodes such a string: stored, it would fail every time the document is served."""
+    text = '{"readme": "a long readme with ' + escape + ' in it"}'
+    for parse in (parsed, lambda t: spill.parse_json(t.encode())):
+        with pytest.raises(RegistryError) as caught:
+            parse(text)
+        assert caught.value.status == 400 and caught.value.code == "body.invalid-json"
+    assert parsed('{"readme": "a long readme with a pair \\ud83d\\ude00 in it"}')["readme"].endswith("\U0001f600 in it")
