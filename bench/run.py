@@ -179,7 +179,8 @@ def stagegate_only(server: Server, issuer: FakeIssuer, workdir: Path, exchanges:
                              {"Authorization": f"Bearer {j}"}) for j in jwts]
 
     load.run_prepared(exchanges_of([issuer.token() for _ in range(WARMUP)]), 16)  # the JWKS fetch, statement caches
-    exchange = load.run_prepared(exchanges_of([issuer.token() for _ in range(exchanges)]), 16, pid=server.pid)
+    exchange = load.run_prepared(exchanges_of([issuer.token() for _ in range(exchanges)]), report.EXCHANGE_CONCURRENCY,
+                                 pid=server.pid)
     floor_rate = exchange_floor(workdir, [issuer.token() for _ in range(WARMUP + exchanges)],
                                 issuer.key.public_key(), issuer.url, "npm:127.0.0.1", warmup=WARMUP)
     return {"stage": stage, "exchange": exchange, "floor": floor_rate}

@@ -53,6 +53,15 @@ def test_the_exchange_needs_half_the_floor_and_a_p99_under_25_ms():
     assert row(table(base, extra(400, 20), MEMORY, INFO), "OIDC exchange")[-1] == "no"
 
 
+def test_a_p99_target_that_asks_more_than_the_floor_does_says_by_how_much():
+    base = results(6000, 1000, 20000)
+    # 16 clients under 25 ms need 640/s: a floor of 620/s cannot give it, one of 1000/s could
+    slow = row(table(base, extra(320, 70, floor=620.0), MEMORY, INFO), "OIDC exchange")[-1]
+    assert slow.startswith("no: p99 < 25 ms at c16 needs ≥640/s") and "floor's 620/s" in slow
+    assert row(table(base, extra(320, 70, floor=1000.0), MEMORY, INFO), "OIDC exchange")[-1] == "no"
+    assert row(table(base, extra(200, 20, floor=620.0), MEMORY, INFO), "OIDC exchange")[-1] == "no"
+
+
 def test_the_upload_needs_at_most_one_and_a_half_times_the_tarball():
     base = results(6000, 1000, 20000)
     assert row(table(base, extra(600, 20), MEMORY, INFO), "100 MiB")[-1] == "yes"
