@@ -31,12 +31,23 @@ class User:
     request_otp: tuple[str, str] | None = None  # (the code, "otp" | "recovery-code")
 
 
-def _user(row) -> User | None:
+def _user(row, prefix: str = "") -> User | None:
+    """The User of a users row, or of its columns labelled `prefix` + name in a joined row (None
+    when that row has no user)."""
     if row is None:
         return None
-    return User(row.id, row.name, row.email, row.password_hash,
-                TfaMode(row.tfa_mode) if row.tfa_mode else None, bool(row.tfa_pending), row.tfa_secret,
-                row.created_at, row.updated_at)
+    if prefix:
+        row = {name: row._mapping[prefix + name] for name in _USER_COLUMNS}
+        if row["id"] is None:
+            return None
+    else:
+        row = row._mapping
+    tfa_mode = row["tfa_mode"]
+    return User(row["id"], row["name"], row["email"], row["password_hash"], TfaMode(tfa_mode) if tfa_mode else None,
+                bool(row["tfa_pending"]), row["tfa_secret"], row["created_at"], row["updated_at"])
+
+
+_USER_COLUMNS = tuple(column.name for column in users.c)
 
 
 def user_by_name(conn: Connection, name: str) -> User | None:
@@ -228,10 +239,7 @@ def token_with_user(conn: Connection, digest: str) -> tuple[TokenRow | None, Use
     row = conn.execute(_TOKEN_WITH_USER, {"digest": digest}).first()
     if row is None:
         return None, None
-    user = None if row.u_id is None else User(
-        row.u_id, row.u_name, row.u_email, row.u_password_hash, TfaMode(row.u_tfa_mode) if row.u_tfa_mode else None,
-        bool(row.u_tfa_pending), row.u_tfa_secret, row.u_created_at, row.u_updated_at)
-    return _token(row), user
+    return _token(row), _user(row, prefix="u_")
 
 
 _TOKEN_WITH_USER = (select(tokens, *[column.label(f"u_{column.name}") for column in users.c])
