@@ -118,16 +118,22 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 def pytest_collection_modifyitems(config, items):
-    """On the second backend (STAGEGATE_TEST_BACKEND=postgres), only the tests that use the backend
-    under test: a test that never touches the `backends` fixture (directly or through a broker, an
-    account or a store), or one that names its backend itself (`pinned_backend`), runs the same code
-    in both passes, so the SQLite pass already ran it."""
-    if os.environ.get("STAGEGATE_TEST_BACKEND", "sqlite") == "sqlite":
-        return
-    kept, once = [], []
+    """Each pass runs the tests of its own backend, and a test that does not depend on one runs once.
+
+    A test marked `backend(kind)` runs in that backend's pass only (several instances over one
+    PostgreSQL database, say). Of the rest, the SQLite pass (the default) runs every test, and the
+    PostgreSQL pass (STAGEGATE_TEST_BACKEND=postgres) those that use the backend under test: a test
+    that never touches the `backends` fixture (directly or through a broker, an account or a store)
+    runs the same code in both, so only the SQLite pass runs it."""
+    current = os.environ.get("STAGEGATE_TEST_BACKEND", "sqlite")
+    kept, elsewhere = [], []
     for item in items:
-        uses = "backends" in getattr(item, "fixturenames", ()) and item.get_closest_marker("pinned_backend") is None
-        (kept if uses else once).append(item)
-    if once:
-        config.hook.pytest_deselected(items=once)
+        marker = item.get_closest_marker("backend")
+        if marker is not None:
+            runs = marker.args[0] == current
+        else:
+            runs = current == "sqlite" or "backends" in getattr(item, "fixturenames", ())
+        (kept if runs else elsewhere).append(item)
+    if elsewhere:
+        config.hook.pytest_deselected(items=elsewhere)
         items[:] = kept

@@ -155,7 +155,9 @@ def test_a_granular_token_with_write_access_reads_with_an_otp_and_time_filters_a
     for entry in everything:
         times.setdefault(entry["event"], entry["time"])  # the first of each event
     window = f"?since={times['trust.created']}&until={times['stage.approved']}"
-    entries = items(read(history.co_owner, history.name, window, token=history.read_write))
+    # the co-owner's fourth second factor: a recovery code (a fourth TOTP code would wait for the next step)
+    entries = items(history.co_owner.http("GET", f"-/package/{history.name}/audit{window}", token=history.read_write,
+                                          headers={"npm-otp": history.co_owner.recovery_code()}))
     assert [e["event"] for e in entries] == ["oidc.exchange", "stage.created", "oidc.exchange", "trust.created"]
 
 

@@ -80,7 +80,7 @@ def test_entries_older_than_the_retention_are_pruned_by_the_broker_at_start(back
         broker.stop()
 
 
-@pytest.mark.pinned_backend
+@pytest.mark.backend("postgres")
 def test_two_instances_each_prune_at_start_and_the_second_finds_nothing_left(backends, broker_env):
     storage = backends.storage("postgres")
     first = backends.broker(storage, broker_env)
@@ -101,7 +101,7 @@ def test_two_instances_each_prune_at_start_and_the_second_finds_nothing_left(bac
             broker.stop()
 
 
-@pytest.mark.pinned_backend
+@pytest.mark.backend("postgres")
 def test_concurrent_prunings_of_one_postgresql_database_delete_each_entry_once(backends):
     """What two instances' prunings do when they overlap, without waiting an hour for it to happen."""
     from broker.store import audit, schema

@@ -103,7 +103,7 @@ def test_a_replayed_jwt_is_refused_across_a_broker_restart(backends, broker_env,
         broker.stop()
 
 
-@pytest.mark.pinned_backend
+@pytest.mark.backend("postgres")
 def test_serve_refuses_an_out_of_date_schema_and_db_upgrade_fixes_it(backends):
     from broker.store import schema
 

@@ -16,10 +16,12 @@ from tests.support.trust import github_relationship
 TRUST = [github_relationship()]
 
 
-@pytest.fixture(scope="module", params=[pytest.param("instances", marks=pytest.mark.pinned_backend), "workers"])
+@pytest.fixture(scope="module", params=[pytest.param("instances", marks=pytest.mark.backend("postgres")),
+                                        pytest.param("workers", marks=pytest.mark.backend("sqlite"))])
 def pair(request, backends, broker_env):
     """Two ways in to one registry: two instances (PostgreSQL, S3), or the one URL of a broker with two
-    workers (the suite's backend), where the kernel spreads the connections over both processes."""
+    workers (SQLite), where the kernel spreads the connections over both processes. Each runs in its
+    backend's pass: over PostgreSQL, two workers are two processes as two instances are."""
     if request.param == "instances":
         storage = backends.storage("postgres")
         first, second = backends.broker(storage, broker_env), backends.broker(storage, broker_env)
