@@ -84,7 +84,8 @@ def table(results: dict, extra: dict, mem: dict, info: dict[str, str]) -> str:
     lines += [
         f"| stage publish 16 KiB (sequential) | {stage.rate:.0f} | — | — | — | {_latency(stage)} / — | "
         f"{stage.cpu_ms_per_request:.3f} / — | — | — | — |",
-        f"| OIDC exchange (c16; floor: in-process RS256 verify + the three inserts) | {exchange.rate:.0f} | — | — | — | "
+        f"| OIDC exchange (c{EXCHANGE_CONCURRENCY}; floor: in-process RS256 verify + the three inserts) | "
+        f"{exchange.rate:.0f} | — | — | — | "
         f"{_latency(exchange)} (p99 < {EXCHANGE_P99_MS:.0f}) / — | {exchange.cpu_ms_per_request:.3f} / — | "
         f"{floor:.0f} ({1000 / floor:.3f}) | {share:.0%} (≥{EXCHANGE_FLOOR_SHARE:.0%}) | "
         f"{_exchange_verdict(exchange_met, exchange, floor)} |",

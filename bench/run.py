@@ -178,9 +178,9 @@ def stagegate_only(server: Server, issuer: FakeIssuer, workdir: Path, exchanges:
         return [load.prepare("POST", f"{server.url}-/npm/v1/oidc/token/exchange/package/{name}",
                              {"Authorization": f"Bearer {j}"}) for j in jwts]
 
-    load.run_prepared(exchanges_of([issuer.token() for _ in range(WARMUP)]), 16)  # the JWKS fetch, statement caches
-    exchange = load.run_prepared(exchanges_of([issuer.token() for _ in range(exchanges)]), report.EXCHANGE_CONCURRENCY,
-                                 pid=server.pid)
+    clients = report.EXCHANGE_CONCURRENCY
+    load.run_prepared(exchanges_of([issuer.token() for _ in range(WARMUP)]), clients)  # the JWKS fetch, statement caches
+    exchange = load.run_prepared(exchanges_of([issuer.token() for _ in range(exchanges)]), clients, pid=server.pid)
     floor_rate = exchange_floor(workdir, [issuer.token() for _ in range(WARMUP + exchanges)],
                                 issuer.key.public_key(), issuer.url, "npm:127.0.0.1", warmup=WARMUP)
     return {"stage": stage, "exchange": exchange, "floor": floor_rate}
